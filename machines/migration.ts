@@ -1,0 +1,542 @@
+/**
+ * The migration as an XState v5 machine. Pure: no IO, no secrets. Every effect is a named actor
+ * (`runChecks`, `createNumber`, `requestCode`, `verifyCode`, `register`, `confirm`) whose real
+ * implementation is supplied with `migrationMachine.provide({ actors })` (see src/steps/).
+ *
+ * Externally visible state names (CLI, JSON output and tests rely on them): checking, blocked,
+ * creating, requesting_code, awaiting_code, verifying_code, registering, confirming, completed,
+ * waiting_retry, failed, cancelled.
+ *
+ * Time: XState does not restore `after` timers from a persisted snapshot, so the machine keeps
+ * absolute deadlines in context (`retry.retryAt`, `code.resendAllowedAt`, `code.staleAt`) and the
+ * runner turns them into events (`RETRY`). Secrets (the code, the PIN) never enter the machine:
+ * the actors get them from the runner's memory, so no snapshot can contain them.
+ */
+import { assign, fromPromise, setup } from 'xstate';
+import {
+  backoffMs,
+  type ChecksOutput,
+  type CheckName,
+  type CheckResult,
+  type CodeMethod,
+  type Confirmation,
+  type ConfirmOutput,
+  type ExistingNumber,
+  type FailureInfo,
+  type Intent,
+  META,
+  type MigrationInput,
+  type PostStep,
+  remedyFor,
+  type Step,
+  toFailure,
+} from './types.js';
+
+export * from './types.js';
+
+export const STATE_NAMES = [
+  'checking',
+  'blocked',
+  'creating',
+  'requesting_code',
+  'awaiting_code',
+  'verifying_code',
+  'registering',
+  'confirming',
+  'completed',
+  'waiting_retry',
+  'failed',
+  'cancelled',
+] as const;
+export type StateName = (typeof STATE_NAMES)[number];
+
+const REGISTER_WINDOW_MS = 72 * 3600_000;
+
+export interface CodeRequest {
+  method: CodeMethod;
+  requestedAt: number;
+  resendAllowedAt: number;
+  staleAt: number;
+  /** How many request_code calls succeeded for this migration. */
+  requests: number;
+}
+
+export interface MigrationContext {
+  input: MigrationInput;
+  businessId: string | null;
+  checks: CheckResult[];
+  confirmations: Confirmation[];
+  existing: ExistingNumber | null;
+  phoneNumberId: string | null;
+  /** True when the number was already in the destination WABA and its id was adopted. */
+  adopted: boolean;
+  codeMethod: CodeMethod;
+  code: CodeRequest | null;
+  codeVerified: boolean;
+  /** Wrong codes submitted so far. */
+  codeAttempts: number;
+  /** Times (ms) at which a register call was (or may have been) sent. */
+  registerCalls: number[];
+  registerOverride: { by: string; at: string } | null;
+  hold: 'pin' | 'register_limit' | null;
+  intent: Intent | null;
+  seq: number;
+  /** Transient failures per step since the step last succeeded. */
+  attempts: Partial<Record<Step, number>>;
+  retry: { step: Step; retryAt: number; error: FailureInfo } | null;
+  failure: (FailureInfo & { step: Step; remedy: string }) | null;
+  result: ConfirmOutput | null;
+}
+
+export type MigrationEvent =
+  | { type: 'CODE_SUBMITTED' }
+  | { type: 'RESEND_CODE'; method?: CodeMethod; at?: number }
+  | { type: 'CONFIRM_CHECK'; check: CheckName; by: string; at?: string }
+  | { type: 'PIN_PROVIDED' }
+  | { type: 'OVERRIDE_REGISTER_LIMIT'; by: string; at?: string }
+  | { type: 'RETRY' }
+  | { type: 'CANCEL'; by?: string; reason?: string };
+
+export interface StepInput {
+  phoneNumberId: string;
+  intent: Intent;
+}
+export interface CreateInput {
+  input: MigrationInput;
+  intent: Intent;
+}
+export interface RequestCodeInput extends StepInput {
+  method: CodeMethod;
+  language: string;
+}
+export interface ChecksInput {
+  input: MigrationInput;
+  confirmations: Confirmation[];
+}
+export interface ConfirmInput {
+  phoneNumberId: string;
+  input: MigrationInput;
+}
+export interface CreateOutput {
+  phoneNumberId: string;
+  adopted: boolean;
+}
+export interface RequestCodeOutput {
+  at: number;
+  alreadyVerified: boolean;
+}
+export interface AckOutput {
+  /** True when reconciliation showed the effect had already happened and nothing was sent. */
+  reconciled: boolean;
+}
+
+/** Placeholder actors: the machine is useless until real ones are provided. */
+function missing<O, I>(name: string) {
+  return fromPromise<O, I>(async () => {
+    throw new Error(`actor "${name}" was not provided: use migrationMachine.provide({ actors })`);
+  });
+}
+
+/** Applies operator confirmations: an `unknown` check (the API cannot see it) passes once confirmed. */
+export function applyConfirmations(checks: CheckResult[], confirmations: Confirmation[]): CheckResult[] {
+  return checks.map((c) => {
+    if (c.status !== 'unknown') return c;
+    const conf = confirmations.find((x) => x.check === c.name);
+    if (!conf) return c;
+    return { ...c, status: 'pass', remedy: '', confirmedBy: conf.by, detail: `${c.detail} Confirmed by ${conf.by} at ${conf.at}.` };
+  });
+}
+
+const failureOf = (event: { error?: unknown }) => toFailure(event.error);
+const isKind = (event: { error?: unknown }, kind: FailureInfo['kind'], field?: string) => {
+  const f = failureOf(event);
+  return f.kind === kind && (field === undefined || f.field === field);
+};
+
+export const migrationMachine = setup({
+  types: {
+    context: {} as MigrationContext,
+    events: {} as MigrationEvent,
+    input: {} as MigrationInput,
+  },
+  actors: {
+    runChecks: missing<ChecksOutput, ChecksInput>('runChecks'),
+    createNumber: missing<CreateOutput, CreateInput>('createNumber'),
+    requestCode: missing<RequestCodeOutput, RequestCodeInput>('requestCode'),
+    verifyCode: missing<AckOutput, StepInput>('verifyCode'),
+    register: missing<AckOutput, StepInput>('register'),
+    confirm: missing<ConfirmOutput, ConfirmInput>('confirm'),
+  },
+  guards: {
+    needsCode: ({ event }) => isKind(event as { error?: unknown }, 'needs_input', 'code'),
+    needsPin: ({ event }) => isKind(event as { error?: unknown }, 'needs_input', 'pin'),
+    alreadyVerified: ({ event }) => failureOf(event as { error?: unknown }).code === META.ALREADY_VERIFIED,
+    wrongCode: ({ context, event }) =>
+      failureOf(event as { error?: unknown }).code === META.WRONG_CODE && context.codeAttempts + 1 < context.input.policy.maxCodeAttempts,
+    retryable: ({ context, event }, params: { step: Step }) => {
+      const f = failureOf(event as { error?: unknown });
+      return f.transient && (context.attempts[params.step] ?? 0) + 1 < context.input.policy.maxAttemptsPerStep;
+    },
+    canResend: ({ context }) => context.code === null || Date.now() >= context.code.resendAllowedAt,
+    registerExhausted: ({ context }) => registerCallsInWindow(context) >= context.input.policy.registerLimit,
+    registerReserveReached: ({ context }) =>
+      context.registerOverride === null &&
+      registerCallsInWindow(context) >= context.input.policy.registerLimit - context.input.policy.registerReserve,
+    retryStepIs: ({ context }, params: { step: Step }) => context.retry?.step === params.step,
+  },
+  actions: {
+    recordIntent: assign(({ context }, params: { step: PostStep }) => {
+      // Same step still outstanding (a transient failure, or a restore): same intent, next attempt.
+      if (context.intent && context.intent.step === params.step) {
+        return { intent: { ...context.intent, attempt: context.intent.attempt + 1, at: Date.now() } };
+      }
+      const seq = context.seq + 1;
+      return { seq, intent: { step: params.step, seq, attempt: 1, at: Date.now() } };
+    }),
+    clearIntent: assign({ intent: null }),
+    stepSucceeded: assign(({ context }, params: { step: Step }) => {
+      const attempts = { ...context.attempts };
+      delete attempts[params.step];
+      return { attempts, retry: null, failure: null };
+    }),
+    scheduleRetry: assign(({ context, event }, params: { step: Step }) => {
+      const f = failureOf(event as { error?: unknown });
+      const attempt = (context.attempts[params.step] ?? 0) + 1;
+      const at = f.at || Date.now();
+      return {
+        attempts: { ...context.attempts, [params.step]: attempt },
+        retry: { step: params.step, retryAt: at + backoffMs(context.input.policy, attempt, f.jitter, f.retryAfterMs), error: f },
+      };
+    }),
+    recordFailure: assign(({ event }, params: { step: Step }) => {
+      const f = failureOf(event as { error?: unknown });
+      return { failure: { ...f, step: params.step, remedy: remedyFor(params.step, f) }, intent: null, retry: null };
+    }),
+    recordConfirmation: assign(({ context, event }) => {
+      if (event.type !== 'CONFIRM_CHECK') return {};
+      const confirmation: Confirmation = { check: event.check, by: event.by, at: event.at ?? new Date().toISOString() };
+      const confirmations = [...context.confirmations.filter((c) => c.check !== event.check), confirmation];
+      return { confirmations, checks: applyConfirmations(context.checks, confirmations) };
+    }),
+  },
+}).createMachine({
+  id: 'migration',
+  initial: 'checking',
+  context: ({ input }) => ({
+    input,
+    businessId: input.businessId,
+    checks: [],
+    confirmations: [...input.confirmations],
+    existing: null,
+    phoneNumberId: null,
+    adopted: false,
+    codeMethod: input.codeMethod,
+    code: null,
+    codeVerified: false,
+    codeAttempts: 0,
+    registerCalls: [],
+    registerOverride: null,
+    hold: null,
+    intent: null,
+    seq: 0,
+    attempts: {},
+    retry: null,
+    failure: null,
+    result: null,
+  }),
+  on: {
+    CANCEL: '.cancelled',
+    CONFIRM_CHECK: { actions: 'recordConfirmation' },
+  },
+  states: {
+    checking: {
+      invoke: {
+        id: 'checks',
+        src: 'runChecks',
+        input: ({ context }) => ({ input: context.input, confirmations: context.confirmations }),
+        onDone: [
+          {
+            guard: ({ event }) => event.output.checks.every((c) => c.status === 'pass'),
+            target: 'route',
+            actions: [
+              assign(({ event }) => ({
+                checks: event.output.checks,
+                businessId: event.output.businessId,
+                existing: event.output.existing,
+              })),
+              { type: 'stepSucceeded', params: { step: 'checking' } },
+            ],
+          },
+          {
+            target: 'blocked',
+            actions: [
+              assign(({ event }) => ({
+                checks: event.output.checks,
+                businessId: event.output.businessId,
+                existing: event.output.existing,
+              })),
+              { type: 'stepSucceeded', params: { step: 'checking' } },
+            ],
+          },
+        ],
+        onError: [
+          { guard: { type: 'retryable', params: { step: 'checking' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'checking' } } },
+          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'checking' } } },
+        ],
+      },
+    },
+    /** Transient routing after checks: where the number already stands decides the next step. */
+    route: {
+      always: [
+        {
+          guard: ({ context }) => context.existing?.status?.toUpperCase() === 'CONNECTED',
+          target: 'confirming',
+          actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id, adopted: true, codeVerified: true })),
+        },
+        {
+          guard: ({ context }) => context.existing?.codeVerificationStatus?.toUpperCase() === 'VERIFIED',
+          target: 'registering',
+          actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id, adopted: true, codeVerified: true })),
+        },
+        {
+          guard: ({ context }) => context.existing !== null,
+          target: 'requesting_code',
+          actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id, adopted: true })),
+        },
+        { target: 'creating' },
+      ],
+    },
+    blocked: {
+      on: { RETRY: 'checking' },
+    },
+    creating: {
+      entry: { type: 'recordIntent', params: { step: 'creating' } },
+      invoke: {
+        id: 'create',
+        src: 'createNumber',
+        input: ({ context }) => ({ input: context.input, intent: context.intent! }),
+        onDone: {
+          target: 'requesting_code',
+          actions: [
+            assign(({ event }) => ({ phoneNumberId: event.output.phoneNumberId, adopted: event.output.adopted })),
+            'clearIntent',
+            { type: 'stepSucceeded', params: { step: 'creating' } },
+          ],
+        },
+        onError: [
+          { guard: { type: 'retryable', params: { step: 'creating' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'creating' } } },
+          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'creating' } } },
+        ],
+      },
+    },
+    requesting_code: {
+      entry: { type: 'recordIntent', params: { step: 'requesting_code' } },
+      invoke: {
+        id: 'requestCode',
+        src: 'requestCode',
+        input: ({ context }) => ({
+          phoneNumberId: context.phoneNumberId!,
+          intent: context.intent!,
+          method: context.codeMethod,
+          language: context.input.language,
+        }),
+        onDone: [
+          {
+            guard: ({ event }) => event.output.alreadyVerified,
+            target: 'registering',
+            actions: [assign({ codeVerified: true }), 'clearIntent', { type: 'stepSucceeded', params: { step: 'requesting_code' } }],
+          },
+          {
+            target: 'awaiting_code',
+            actions: [
+              assign(({ context, event }) => ({
+                code: {
+                  method: context.codeMethod,
+                  requestedAt: event.output.at,
+                  resendAllowedAt: event.output.at + context.input.policy.resendCooldownMs,
+                  staleAt: event.output.at + context.input.policy.codeTtlMs,
+                  requests: (context.code?.requests ?? 0) + 1,
+                },
+              })),
+              'clearIntent',
+              { type: 'stepSucceeded', params: { step: 'requesting_code' } },
+            ],
+          },
+        ],
+        onError: [
+          {
+            // 136024: Meta says the number is already verified; no code is needed.
+            guard: 'alreadyVerified',
+            target: 'registering',
+            actions: [assign({ codeVerified: true }), 'clearIntent', { type: 'stepSucceeded', params: { step: 'requesting_code' } }],
+          },
+          { guard: { type: 'retryable', params: { step: 'requesting_code' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'requesting_code' } } },
+          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'requesting_code' } } },
+        ],
+      },
+    },
+    awaiting_code: {
+      on: {
+        CODE_SUBMITTED: 'verifying_code',
+        RESEND_CODE: {
+          guard: 'canResend',
+          target: 'requesting_code',
+          actions: assign(({ context, event }) => ({ codeMethod: event.method ?? context.codeMethod })),
+        },
+      },
+    },
+    verifying_code: {
+      entry: { type: 'recordIntent', params: { step: 'verifying_code' } },
+      invoke: {
+        id: 'verifyCode',
+        src: 'verifyCode',
+        input: ({ context }) => ({ phoneNumberId: context.phoneNumberId!, intent: context.intent! }),
+        onDone: {
+          target: 'registering',
+          actions: [assign({ codeVerified: true }), 'clearIntent', { type: 'stepSucceeded', params: { step: 'verifying_code' } }],
+        },
+        onError: [
+          // No code in memory (e.g. restored after a crash and Meta says not verified yet): ask again.
+          { guard: 'needsCode', target: 'awaiting_code', actions: 'clearIntent' },
+          {
+            guard: 'wrongCode',
+            target: 'awaiting_code',
+            actions: [assign(({ context }) => ({ codeAttempts: context.codeAttempts + 1 })), 'clearIntent'],
+          },
+          { guard: { type: 'retryable', params: { step: 'verifying_code' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'verifying_code' } } },
+          {
+            target: 'failed',
+            actions: [
+              assign(({ context, event }) => ({
+                codeAttempts: failureOf(event as { error?: unknown }).code === META.WRONG_CODE ? context.codeAttempts + 1 : context.codeAttempts,
+              })),
+              { type: 'recordFailure', params: { step: 'verifying_code' } },
+            ],
+          },
+        ],
+      },
+    },
+    registering: {
+      initial: 'gate',
+      states: {
+        gate: {
+          always: [
+            {
+              guard: 'registerExhausted',
+              target: '#migration.failed',
+              actions: assign(({ context }) => ({
+                failure: {
+                  kind: 'internal' as const,
+                  message: `register was called ${registerCallsInWindow(context)} times in the last 72 h; Meta allows ${context.input.policy.registerLimit} and blocks the number for 72 h after that (code 133016)`,
+                  transient: false,
+                  httpStatus: null,
+                  code: null,
+                  subcode: null,
+                  fbtraceId: null,
+                  retryAfterMs: null,
+                  at: Date.now(),
+                  jitter: 0,
+                  step: 'registering' as const,
+                  remedy: 'Wait until 72 h after the oldest recorded register call, then `waba-migrate resume`.',
+                },
+              })),
+            },
+            { guard: 'registerReserveReached', target: 'held', actions: assign({ hold: 'register_limit' as const }) },
+            { target: 'submitting' },
+          ],
+        },
+        submitting: {
+          entry: [
+            assign({ hold: null }),
+            { type: 'recordIntent', params: { step: 'registering' } },
+            // Counted before sending: a call whose answer was lost still spent Meta's allowance.
+            assign(({ context }) => ({ registerCalls: [...context.registerCalls, Date.now()] })),
+          ],
+          invoke: {
+            id: 'register',
+            src: 'register',
+            input: ({ context }) => ({ phoneNumberId: context.phoneNumberId!, intent: context.intent! }),
+            onDone: {
+              target: '#migration.confirming',
+              actions: ['clearIntent', { type: 'stepSucceeded', params: { step: 'registering' } }],
+            },
+            onError: [
+              {
+                // Nothing was sent: give the allowance back and wait for the PIN.
+                guard: 'needsPin',
+                target: 'held',
+                actions: [
+                  assign(({ context }) => ({ hold: 'pin' as const, registerCalls: context.registerCalls.slice(0, -1) })),
+                  'clearIntent',
+                ],
+              },
+              {
+                guard: { type: 'retryable', params: { step: 'registering' } },
+                target: '#migration.waiting_retry',
+                actions: { type: 'scheduleRetry', params: { step: 'registering' } },
+              },
+              { target: '#migration.failed', actions: { type: 'recordFailure', params: { step: 'registering' } } },
+            ],
+          },
+        },
+        held: {
+          on: {
+            PIN_PROVIDED: 'gate',
+            OVERRIDE_REGISTER_LIMIT: {
+              target: 'gate',
+              actions: assign(({ event }) => ({ registerOverride: { by: event.by, at: event.at ?? new Date().toISOString() } })),
+            },
+          },
+        },
+      },
+    },
+    confirming: {
+      invoke: {
+        id: 'confirm',
+        src: 'confirm',
+        input: ({ context }) => ({ phoneNumberId: context.phoneNumberId!, input: context.input }),
+        onDone: {
+          target: 'completed',
+          actions: [assign(({ event }) => ({ result: event.output })), { type: 'stepSucceeded', params: { step: 'confirming' } }],
+        },
+        onError: [
+          { guard: { type: 'retryable', params: { step: 'confirming' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'confirming' } } },
+          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'confirming' } } },
+        ],
+      },
+    },
+    waiting_retry: {
+      on: {
+        RETRY: [
+          { guard: { type: 'retryStepIs', params: { step: 'checking' } }, target: 'checking' },
+          { guard: { type: 'retryStepIs', params: { step: 'creating' } }, target: 'creating' },
+          { guard: { type: 'retryStepIs', params: { step: 'requesting_code' } }, target: 'requesting_code' },
+          { guard: { type: 'retryStepIs', params: { step: 'verifying_code' } }, target: 'verifying_code' },
+          { guard: { type: 'retryStepIs', params: { step: 'registering' } }, target: 'registering' },
+          { target: 'confirming' },
+        ],
+      },
+    },
+    failed: {
+      // An operator may fix the cause and resume: the checks run again and the number's real
+      // state at Meta decides where the flow picks up.
+      on: { RETRY: { target: 'checking', actions: assign({ failure: null, attempts: {}, retry: null }) } },
+    },
+    completed: { type: 'final' },
+    cancelled: { type: 'final' },
+  },
+});
+
+export type MigrationMachine = typeof migrationMachine;
+
+export function registerCallsInWindow(ctx: Pick<MigrationContext, 'registerCalls'>, now = Date.now()): number {
+  return ctx.registerCalls.filter((t) => now - t < REGISTER_WINDOW_MS).length;
+}
+
+/** The externally visible state name of a snapshot value (`{registering: 'held'}` → `registering`). */
+export function stateName(value: unknown): StateName {
+  const top = typeof value === 'string' ? value : Object.keys(value as object)[0];
+  if (top === 'route') return 'checking';
+  if ((STATE_NAMES as readonly string[]).includes(top as string)) return top as StateName;
+  throw new Error(`unknown state ${JSON.stringify(value)}`);
+}
