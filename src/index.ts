@@ -1,0 +1,15 @@
+/**
+ * waba-migrate as a library. A complete example is in README.md ("Library").
+ */
+export { MigrationEngine, ResendTooSoonError, WrongStateError, buildInput } from './runner/engine.js';
+export type { EngineOptions, StartRequest, ResumeRequest, TransitionInfo } from './runner/engine.js';
+export { toView, nextAction, type MigrationView } from './runner/view.js';
+export { InputError, parsePhone } from './runner/validate.js';
+export { FileStore, MigrationNotFoundError, type StoreOptions } from './store/store.js';
+export { MigrationLockedError, type LockOwner } from './store/lock.js';
+export { StateDocumentError, SCHEMA_VERSION, type MigrationDocument, type HistoryEntry } from './store/document.js';
+export { GraphClient, assertSafeGraphUrl, DEFAULT_GRAPH_URL, DEFAULT_API_VERSION, type CallSummary, type GraphClientOptions } from './graph/client.js';
+export { GraphApiError, TRANSIENT_CODES, classifyTransient } from './graph/errors.js';
+export { migrationMachine, STATE_NAMES, stateName, type StateName, type MigrationContext, type MigrationEvent } from '../machines/migration.js';
+export { CHECK_NAMES, DEFAULT_POLICY, type CheckName, type CheckResult, type Policy, type MigrationInput } from '../machines/types.js';
+export { GraphSandbox, FIXTURES, SCENARIOS } from './sandbox/index.js';

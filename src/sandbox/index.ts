@@ -1,0 +1,1 @@
+export { GraphSandbox, FIXTURES, SCENARIOS, type ScenarioName, type SandboxOptions, type FaultRates, type OutboxEntry, type EndpointCounter } from './server.js';

@@ -1,0 +1,522 @@
+/**
+ * A Graph API simulator: a real HTTP server on 127.0.0.1 that answers the calls a migration
+ * makes, with bodies and errors shaped as in Meta's OpenAPI description. Businesses, WABAs and
+ * numbers live in memory; codes are "sent" to an outbox; every endpoint is counted; faults and
+ * latency can be injected (seeded, so a run can be replayed).
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+
+export const SCENARIOS = [
+  'happy',
+  'unverified_business',
+  'waba_pending_review',
+  'no_payment_method',
+  'wrong_code',
+  'expired_code',
+  'register_limit',
+  'no_webhooks',
+] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface FaultRates {
+  /** HTTP 500 with a transient Graph error (code 2). */
+  serverError?: number;
+  /** HTTP 429 with code 4 or 80007 and X-Business-Use-Case-Usage. */
+  rateLimit?: number;
+  /** Connection reset before anything is done. */
+  reset?: number;
+  /** Answer only after `timeoutDelayMs` (past the client's timeout); POSTs are still applied. */
+  timeout?: number;
+  /** POSTs only: apply the change, then drop the connection without answering. */
+  lostResponse?: number;
+}
+
+export interface SandboxOptions {
+  port?: number;
+  token?: string;
+  scenario?: ScenarioName;
+  faults?: FaultRates;
+  timeoutDelayMs?: number;
+  /** Added to every answer. */
+  latencyMs?: number;
+  seed?: number;
+  /** How long a sent code stays valid. */
+  codeTtlMs?: number;
+  /** Page size for list endpoints (small by default so clients must follow cursors). */
+  pageSize?: number;
+}
+
+export interface OutboxEntry {
+  at: string;
+  phoneNumberId: string;
+  phone: string;
+  code: string;
+  method: 'SMS' | 'VOICE';
+  language: string;
+}
+
+interface Business {
+  id: string;
+  name: string;
+  verification_status: string;
+}
+interface Waba {
+  id: string;
+  name: string;
+  owner: string;
+  account_review_status: string;
+  primary_funding_id: string;
+  apps: { id: string; name: string }[];
+}
+interface NumberRec {
+  id: string;
+  wabaId: string;
+  cc: string;
+  national: string;
+  verified_name: string;
+  status: string;
+  code_verification_status: 'VERIFIED' | 'UNVERIFIED';
+  quality_rating: string;
+  code: { value: string; expiresAt: number } | null;
+  registerCalls: number[];
+  failNextVerify: boolean;
+}
+
+export interface EndpointCounter {
+  calls: number;
+  /** Requests whose effect was applied (a 2xx, including one whose answer was then lost). */
+  applied: number;
+  errors: number;
+  faults: number;
+}
+
+export const FIXTURES = {
+  token: 'sandbox-token',
+  businessId: '100000000000001',
+  sourceWabaId: '200000000000001',
+  destWabaId: '200000000000002',
+  phone: '+16315551000',
+} as const;
+
+/** mulberry32: a tiny seeded PRNG so fault runs replay exactly (no library needed for 6 lines). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class HttpError {
+  constructor(
+    readonly status: number,
+    readonly body: { message: string; type: string; code: number; error_subcode?: number; is_transient?: boolean; error_user_title?: string; error_user_msg?: string },
+    readonly headers: Record<string, string> = {},
+  ) {}
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class GraphSandbox {
+  readonly events = new EventEmitter();
+  readonly outbox: OutboxEntry[] = [];
+  readonly counters: Record<string, EndpointCounter> = {};
+  readonly businesses = new Map<string, Business>();
+  readonly wabas = new Map<string, Waba>();
+  readonly numbers = new Map<string, NumberRec>();
+  /** Per phone (digits): how many creates and registers took effect. */
+  readonly created = new Map<string, number>();
+  readonly registered = new Map<string, number>();
+  options: Required<Omit<SandboxOptions, 'faults'>> & { faults: Required<FaultRates> };
+  #server: Server | null = null;
+  #sockets = new Set<Socket>();
+  #rand: () => number;
+  #idSeq = 0;
+
+  constructor(options: SandboxOptions = {}) {
+    this.options = {
+      port: options.port ?? 0,
+      token: options.token ?? FIXTURES.token,
+      scenario: options.scenario ?? 'happy',
+      timeoutDelayMs: options.timeoutDelayMs ?? 35_000,
+      latencyMs: options.latencyMs ?? 0,
+      seed: options.seed ?? 1,
+      codeTtlMs: options.codeTtlMs ?? 10 * 60_000,
+      pageSize: options.pageSize ?? 2,
+      faults: { serverError: 0, rateLimit: 0, reset: 0, timeout: 0, lostResponse: 0, ...options.faults },
+    };
+    this.#rand = prng(this.options.seed);
+    this.#seed();
+  }
+
+  /** Replaces the fault rates (e.g. to finish a run cleanly). */
+  setFaults(faults: FaultRates): void {
+    this.options.faults = { serverError: 0, rateLimit: 0, reset: 0, timeout: 0, lostResponse: 0, ...faults };
+  }
+
+  #seed(): void {
+    const s = this.options.scenario;
+    this.businesses.set(FIXTURES.businessId, {
+      id: FIXTURES.businessId,
+      name: 'Jasper’s Market',
+      verification_status: s === 'unverified_business' ? 'pending' : 'verified',
+    });
+    const waba = (id: string, name: string, extra: Partial<Waba> = {}): Waba => ({
+      id,
+      name,
+      owner: FIXTURES.businessId,
+      account_review_status: 'APPROVED',
+      primary_funding_id: `9${id.slice(1)}`,
+      apps: [{ id: '300000000000001', name: 'Jasper’s integration' }],
+      ...extra,
+    });
+    // Filler WABAs first, so the owned list needs more than one page to reach ours.
+    this.wabas.set('200000000000010', waba('200000000000010', 'Old marketing'));
+    this.wabas.set('200000000000011', waba('200000000000011', 'Support'));
+    this.wabas.set(FIXTURES.sourceWabaId, waba(FIXTURES.sourceWabaId, 'Jasper’s Market (BSP)'));
+    this.wabas.set(
+      FIXTURES.destWabaId,
+      waba(FIXTURES.destWabaId, 'Jasper’s Market (Cloud API)', {
+        account_review_status: s === 'waba_pending_review' ? 'PENDING' : 'APPROVED',
+        ...(s === 'no_payment_method' ? { primary_funding_id: '' } : {}),
+        ...(s === 'no_webhooks' ? { apps: [] } : {}),
+      }),
+    );
+    // Two numbers already on the destination WABA, so the phone list pages too.
+    this.#addNumber(FIXTURES.destWabaId, '1', '6315550100', 'CONNECTED', 'VERIFIED');
+    this.#addNumber(FIXTURES.destWabaId, '1', '6315550101', 'CONNECTED', 'VERIFIED');
+  }
+
+  #newId(): string {
+    this.#idSeq++;
+    return `1${String(this.#idSeq).padStart(3, '0')}${Math.floor(this.#rand() * 1e11).toString().padStart(11, '0')}`;
+  }
+
+  #addNumber(wabaId: string, cc: string, national: string, status: string, cvs: 'VERIFIED' | 'UNVERIFIED', verifiedName = 'Jasper’s Market'): NumberRec {
+    const rec: NumberRec = {
+      id: this.#newId(),
+      wabaId,
+      cc,
+      national,
+      verified_name: verifiedName,
+      status,
+      code_verification_status: cvs,
+      quality_rating: 'GREEN',
+      code: null,
+      registerCalls: this.options.scenario === 'register_limit' ? Array.from({ length: 10 }, () => Date.now()) : [],
+      failNextVerify: this.options.scenario === 'wrong_code',
+    };
+    this.numbers.set(rec.id, rec);
+    return rec;
+  }
+
+  async start(): Promise<string> {
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((e: unknown) => {
+        if (!res.headersSent) this.#send(res, 500, { error: { message: String(e), type: 'OAuthException', code: 1, fbtrace_id: this.#trace() } });
+      });
+    });
+    this.#server.on('connection', (s) => {
+      this.#sockets.add(s);
+      s.on('close', () => this.#sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => this.#server!.listen(this.options.port, '127.0.0.1', resolve));
+    return this.url;
+  }
+
+  get url(): string {
+    const addr = this.#server?.address() as AddressInfo | null;
+    if (!addr) throw new Error('sandbox is not running');
+    return `http://127.0.0.1:${addr.port}`;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#server) return;
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((r) => this.#server!.close(() => r()));
+    this.#server = null;
+  }
+
+  /** Resolves with the next code sent to this phone-number id (or the latest one already sent). */
+  waitForCode(phoneNumberId: string, after = 0): Promise<OutboxEntry> {
+    const found = this.outbox.slice(after).find((o) => o.phoneNumberId === phoneNumberId);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve) => {
+      const on = (o: OutboxEntry) => {
+        if (o.phoneNumberId !== phoneNumberId) return;
+        this.events.off('code', on);
+        resolve(o);
+      };
+      this.events.on('code', on);
+    });
+  }
+
+  lastCodeFor(phoneNumberId: string): OutboxEntry | undefined {
+    return [...this.outbox].reverse().find((o) => o.phoneNumberId === phoneNumberId);
+  }
+
+  findByPhone(e164: string): NumberRec | undefined {
+    const digits = e164.replace(/\D/g, '');
+    return [...this.numbers.values()].find((n) => n.cc + n.national === digits && n.wabaId === FIXTURES.destWabaId);
+  }
+
+  #count(key: string): EndpointCounter {
+    return (this.counters[key] ??= { calls: 0, applied: 0, errors: 0, faults: 0 });
+  }
+
+  #trace(): string {
+    return `A${randomBytes(16).toString('base64url').slice(0, 22)}`;
+  }
+
+  #send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text), ...headers });
+    res.end(text);
+  }
+
+  async #readParams(req: IncomingMessage, url: URL): Promise<Record<string, unknown>> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const params: Record<string, unknown> = Object.fromEntries(url.searchParams);
+    if (!raw) return params;
+    const type = req.headers['content-type'] ?? '';
+    if (type.includes('application/json')) {
+      try {
+        Object.assign(params, JSON.parse(raw));
+      } catch {
+        throw new HttpError(400, { message: '(#100) The request body is not valid JSON', type: 'OAuthException', code: 100 });
+      }
+    } else {
+      Object.assign(params, Object.fromEntries(new URLSearchParams(raw)));
+    }
+    return params;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const parts = url.pathname.split('/').filter(Boolean);
+    if (parts[0] && /^v\d+\.\d+$/.test(parts[0])) parts.shift();
+    const [id = '', edge = ''] = parts;
+    const method = req.method ?? 'GET';
+    const kind = this.businesses.has(id) ? 'business' : this.wabas.has(id) ? 'waba' : this.numbers.has(id) ? 'phone' : 'unknown';
+    const key = `${method} ${edge || kind}`;
+    const counter = this.#count(key);
+    counter.calls++;
+
+    const f = this.options.faults;
+    if (this.options.latencyMs) await sleep(this.options.latencyMs);
+    const roll = this.#rand();
+    let acc = 0;
+    const hit = (rate: number) => {
+      acc += rate;
+      return roll < acc;
+    };
+    if (hit(f.reset)) {
+      counter.faults++;
+      req.socket.destroy();
+      return;
+    }
+    if (hit(f.serverError)) {
+      counter.faults++;
+      this.#send(res, 500, { error: { message: 'An unexpected error has occurred. Please retry your request later.', type: 'OAuthException', code: 2, is_transient: true, fbtrace_id: this.#trace() } });
+      return;
+    }
+    if (hit(f.rateLimit)) {
+      counter.faults++;
+      const code = this.#rand() < 0.5 ? 4 : 80007;
+      const usage = JSON.stringify({ [FIXTURES.destWabaId]: [{ type: 'whatsapp_business_management', call_count: 100, total_cputime: 10, total_time: 10, estimated_time_to_regain_access: 0 }] });
+      this.#send(
+        res,
+        429,
+        { error: { message: code === 4 ? '(#4) Application request limit reached' : '(#80007) Rate limit hit for WhatsApp Business Account', type: 'OAuthException', code, fbtrace_id: this.#trace() } },
+        { 'x-business-use-case-usage': usage, 'retry-after': '0' },
+      );
+      return;
+    }
+    const timeout = hit(f.timeout);
+    const lost = method === 'POST' && hit(f.lostResponse);
+    if (timeout) {
+      counter.faults++;
+      await sleep(this.options.timeoutDelayMs);
+    }
+
+    let params: Record<string, unknown>;
+    try {
+      params = await this.#readParams(req, url);
+      this.#auth(req, params);
+      const body = this.#route(method, id, kind, edge, params);
+      counter.applied++;
+      if (lost) {
+        counter.faults++;
+        req.socket.destroy();
+        return;
+      }
+      this.#send(res, 200, body);
+    } catch (e) {
+      if (!(e instanceof HttpError)) throw e;
+      counter.errors++;
+      this.#send(res, e.status, { error: { ...e.body, fbtrace_id: this.#trace() } }, e.headers);
+    }
+  }
+
+  #auth(req: IncomingMessage, params: Record<string, unknown>): void {
+    const header = req.headers.authorization ?? '';
+    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : typeof params.access_token === 'string' ? params.access_token : '';
+    if (!token)
+      throw new HttpError(400, { message: 'An active access token must be used to query information about the current user.', type: 'OAuthException', code: 2500 });
+    if (token !== this.options.token)
+      throw new HttpError(401, { message: 'Invalid OAuth access token - Cannot parse access token', type: 'OAuthException', code: 190, error_subcode: 463 });
+  }
+
+  #route(method: string, id: string, kind: string, edge: string, p: Record<string, unknown>): unknown {
+    if (kind === 'unknown')
+      throw new HttpError(400, {
+        message: `Unsupported ${method.toLowerCase()} request. Object with ID '${id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.`,
+        type: 'GraphMethodException',
+        code: 100,
+        error_subcode: 33,
+      });
+    const fields = typeof p.fields === 'string' ? p.fields.split(',').map((s) => s.trim()) : null;
+    const pick = (o: Record<string, unknown>, defaults: string[]) => {
+      const want = fields ?? defaults;
+      return Object.fromEntries(['id', ...want].filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+    };
+    if (method === 'GET' && kind === 'business' && edge === '') {
+      const b = this.businesses.get(id)!;
+      return pick({ ...b }, ['name']);
+    }
+    if (method === 'GET' && kind === 'business' && edge === 'owned_whatsapp_business_accounts') {
+      const list = [...this.wabas.values()].filter((w) => w.owner === id).map((w) => pick(this.#wabaView(w), ['name']));
+      return this.#page(list, p);
+    }
+    if (method === 'GET' && kind === 'waba' && edge === '') return pick(this.#wabaView(this.wabas.get(id)!), ['name']);
+    if (method === 'GET' && kind === 'waba' && edge === 'phone_numbers') {
+      const list = [...this.numbers.values()].filter((n) => n.wabaId === id).map((n) => pick(this.#numberView(n), ['display_phone_number', 'verified_name', 'status', 'quality_rating']));
+      return this.#page(list, p);
+    }
+    if (method === 'GET' && kind === 'waba' && edge === 'subscribed_apps') {
+      return { data: this.wabas.get(id)!.apps.map((a) => ({ whatsapp_business_api_data: { id: a.id, name: a.name, link: 'https://example.com' } })) };
+    }
+    if (method === 'GET' && kind === 'phone' && edge === '')
+      return pick(this.#numberView(this.numbers.get(id)!), ['display_phone_number', 'verified_name', 'quality_rating', 'code_verification_status']);
+    if (method === 'POST' && kind === 'waba' && edge === 'phone_numbers') return this.#create(id, p);
+    if (method === 'POST' && kind === 'phone' && edge === 'request_code') return this.#requestCode(this.numbers.get(id)!, p);
+    if (method === 'POST' && kind === 'phone' && edge === 'verify_code') return this.#verifyCode(this.numbers.get(id)!, p);
+    if (method === 'POST' && kind === 'phone' && edge === 'register') return this.#register(this.numbers.get(id)!, p);
+    throw new HttpError(400, { message: `Unknown path components: /${edge}`, type: 'OAuthException', code: 2500 });
+  }
+
+  #page(list: unknown[], p: Record<string, unknown>): unknown {
+    const size = Math.max(1, Math.min(Number(p.limit) || this.options.pageSize, 100));
+    const start = typeof p.after === 'string' ? Number(Buffer.from(p.after, 'base64url').toString()) || 0 : 0;
+    const data = list.slice(start, start + size);
+    const end = start + data.length;
+    const cursor = (n: number) => Buffer.from(String(n)).toString('base64url');
+    return {
+      data,
+      paging: {
+        cursors: { before: cursor(start), after: cursor(end) },
+        ...(end < list.length ? { next: `${this.url}/v23.0/...?after=${cursor(end)}` } : {}),
+      },
+    };
+  }
+
+  #wabaView(w: Waba): Record<string, unknown> {
+    const b = this.businesses.get(w.owner);
+    return {
+      id: w.id,
+      name: w.name,
+      account_review_status: w.account_review_status,
+      primary_funding_id: w.primary_funding_id,
+      owner_business_info: b ? { id: b.id, name: b.name } : undefined,
+    };
+  }
+
+  #numberView(n: NumberRec): Record<string, unknown> {
+    const nat = n.national;
+    const display = n.cc === '1' && nat.length === 10 ? `+1 ${nat.slice(0, 3)}-${nat.slice(3, 6)}-${nat.slice(6)}` : `+${n.cc} ${nat}`;
+    return {
+      id: n.id,
+      display_phone_number: display,
+      verified_name: n.verified_name,
+      status: n.status,
+      code_verification_status: n.code_verification_status,
+      quality_rating: n.quality_rating,
+    };
+  }
+
+  #create(wabaId: string, p: Record<string, unknown>): unknown {
+    const cc = String(p.cc ?? '');
+    const national = String(p.phone_number ?? '');
+    if (!/^\d{1,3}$/.test(cc)) throw new HttpError(400, { message: '(#100) Param cc must be a valid country calling code', type: 'OAuthException', code: 100 });
+    if (!/^\d{4,14}$/.test(national)) throw new HttpError(400, { message: '(#100) Param phone_number must be a valid phone number', type: 'OAuthException', code: 100 });
+    const migrate = p.migrate_phone_number === true || p.migrate_phone_number === 'true';
+    if (p.verified_name !== undefined && (typeof p.verified_name !== 'string' || p.verified_name.length < 2))
+      throw new HttpError(400, { message: '(#100) Param verified_name must be 2 to 75 characters', type: 'OAuthException', code: 100 });
+    const dup = [...this.numbers.values()].find((n) => n.wabaId === wabaId && n.cc + n.national === cc + national);
+    if (dup)
+      throw new HttpError(400, {
+        message: '(#100) The phone number is already registered to this WhatsApp Business Account',
+        type: 'OAuthException',
+        code: 100,
+        error_user_msg: 'This phone number is already added to the account.',
+      });
+    const rec = this.#addNumber(wabaId, cc, national, migrate ? 'PENDING' : 'PENDING', 'UNVERIFIED', typeof p.verified_name === 'string' ? p.verified_name : 'Jasper’s Market');
+    this.created.set(cc + national, (this.created.get(cc + national) ?? 0) + 1);
+    return { id: rec.id };
+  }
+
+  #requestCode(n: NumberRec, p: Record<string, unknown>): unknown {
+    const method = String(p.code_method ?? '').toUpperCase();
+    if (method !== 'SMS' && method !== 'VOICE') throw new HttpError(400, { message: '(#100) Param code_method must be one of {SMS, VOICE}', type: 'OAuthException', code: 100 });
+    if (typeof p.language !== 'string' || !/^[a-z]{2,3}(_[A-Z]{2})?$/.test(p.language))
+      throw new HttpError(400, { message: '(#100) Param language must be a valid language code', type: 'OAuthException', code: 100 });
+    if (n.code_verification_status === 'VERIFIED')
+      throw new HttpError(400, { message: 'Phone number is already verified', type: 'OAuthException', code: 136024, error_user_msg: 'This phone number has already been verified.' });
+    const value = String(Math.floor(this.#rand() * 1e6)).padStart(6, '0');
+    const ttl = this.options.scenario === 'expired_code' && !this.outbox.some((o) => o.phoneNumberId === n.id) ? 0 : this.options.codeTtlMs;
+    n.code = { value, expiresAt: Date.now() + ttl };
+    const entry: OutboxEntry = { at: new Date().toISOString(), phoneNumberId: n.id, phone: `+${n.cc}${n.national}`, code: value, method, language: p.language };
+    this.outbox.push(entry);
+    this.events.emit('code', entry);
+    return { success: true };
+  }
+
+  #verifyCode(n: NumberRec, p: Record<string, unknown>): unknown {
+    const code = typeof p.code === 'string' ? p.code : typeof p.code === 'number' ? String(p.code) : '';
+    if (!/^\d{6}$/.test(code)) throw new HttpError(400, { message: '(#100) Param code must be 6 digits', type: 'OAuthException', code: 100 });
+    if (n.code_verification_status === 'VERIFIED') return { success: true, id: n.id };
+    const wrong = () =>
+      new HttpError(400, { message: 'Code couldn’t be verified. You have entered the wrong code or the code has expired.', type: 'OAuthException', code: 136025, error_user_msg: 'Enter the latest code, or request a new one.' });
+    if (n.failNextVerify) {
+      n.failNextVerify = false;
+      throw wrong();
+    }
+    if (!n.code || n.code.value !== code || Date.now() >= n.code.expiresAt) throw wrong();
+    n.code_verification_status = 'VERIFIED';
+    n.code = null;
+    return { success: true, id: n.id };
+  }
+
+  #register(n: NumberRec, p: Record<string, unknown>): unknown {
+    if (p.messaging_product !== 'whatsapp') throw new HttpError(400, { message: '(#100) Param messaging_product must be "whatsapp"', type: 'OAuthException', code: 100 });
+    if (typeof p.pin !== 'string' || !/^\d{6}$/.test(p.pin)) throw new HttpError(400, { message: '(#100) Param pin must be 6 digits', type: 'OAuthException', code: 100 });
+    const now = Date.now();
+    n.registerCalls = n.registerCalls.filter((t) => now - t < 72 * 3600_000);
+    if (n.registerCalls.length >= 10)
+      throw new HttpError(400, { message: 'Rate limit hit: too many register attempts for this phone number. Try again in 72 hours.', type: 'OAuthException', code: 133016 });
+    n.registerCalls.push(now);
+    if (n.code_verification_status !== 'VERIFIED')
+      throw new HttpError(400, { message: '(#100) The phone number must be verified before it can be registered', type: 'OAuthException', code: 100 });
+    n.status = 'CONNECTED';
+    this.registered.set(n.cc + n.national, (this.registered.get(n.cc + n.national) ?? 0) + 1);
+    return { success: true };
+  }
+}

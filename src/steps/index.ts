@@ -1,0 +1,21 @@
+/** The real actors, keyed by the names the machine declares. */
+import { checksActor } from './checks.js';
+import { confirmActor } from './confirm.js';
+import { createActor } from './create.js';
+import type { StepDeps } from './deps.js';
+import { registerActor } from './register.js';
+import { requestCodeActor } from './request-code.js';
+import { verifyCodeActor } from './verify-code.js';
+
+export type { StepDeps, Secrets } from './deps.js';
+
+export function buildActors(deps: StepDeps) {
+  return {
+    runChecks: checksActor(deps),
+    createNumber: createActor(deps),
+    requestCode: requestCodeActor(deps),
+    verifyCode: verifyCodeActor(deps),
+    register: registerActor(deps),
+    confirm: confirmActor(deps),
+  };
+}
