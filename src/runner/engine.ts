@@ -10,11 +10,25 @@
  */
 import { userInfo } from 'node:os';
 import type { Dispatcher } from 'undici';
-import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import { createActor, fromPromise, type Actor, type InspectionEvent } from 'xstate';
 
 type MachineSnap = { value: unknown; context: MigrationContext; status: string };
-import { migrationMachine, stateName, type MigrationContext, type MigrationEvent, type StateName } from '../../machines/migration.js';
-import { DEFAULT_POLICY, type CheckName, type CodeMethod, type Intent, type MigrationInput, type Policy } from '../../machines/types.js';
+import {
+  migrationMachine,
+  stateName,
+  type AckOutput,
+  type ChecksInput,
+  type ConfirmInput,
+  type CreateInput,
+  type CreateOutput,
+  type MigrationContext,
+  type MigrationEvent,
+  type RequestCodeInput,
+  type RequestCodeOutput,
+  type StateName,
+  type StepInput,
+} from '../../machines/migration.js';
+import { DEFAULT_POLICY, type ChecksOutput, type ConfirmOutput, type CheckName, type CodeMethod, type Intent, type MigrationInput, type Policy } from '../../machines/types.js';
 import { GraphClient, type CallSummary } from '../graph/client.js';
 import { buildActors, type Secrets } from '../steps/index.js';
 import { SCHEMA_VERSION, type HistoryEntry, type MigrationDocument } from '../store/document.js';
@@ -24,8 +38,8 @@ import { toView, type MigrationView } from './view.js';
 
 export interface EngineOptions {
   store: FileStore;
-  /** System-user access token. Kept in memory only. */
-  token: string;
+  /** System-user access token. Kept in memory only. Not needed to read (get, list, history). */
+  token?: string;
   graphUrl?: string;
   apiVersion?: string;
   dispatcher?: Dispatcher;
@@ -144,7 +158,7 @@ export class MigrationEngine {
   async start(req: StartRequest): Promise<MigrationView> {
     const input = buildInput(req, this.#operator);
     const pin = req.pin !== undefined ? parsePin(req.pin) : undefined;
-    new GraphClient({ token: this.#opts.token, baseUrl: this.#opts.graphUrl }); // validates token and URL before anything is written
+    new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl }); // validates token and URL before anything is written
     const release = await this.store.lock(input.id);
     try {
       const now = new Date().toISOString();
@@ -172,7 +186,8 @@ export class MigrationEngine {
     const pin = req.pin !== undefined ? parsePin(req.pin) : undefined;
     const confirm = (req.confirm ?? []).map((c) => parseCheckName(c));
     const resendMethod = typeof req.resend === 'object' && req.resend.method ? parseCodeMethod(req.resend.method) : undefined;
-    new GraphClient({ token: this.#opts.token, baseUrl: this.#opts.graphUrl });
+    new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl });
+    await this.store.load(id); // unknown or damaged: fail before anything is created or locked
     const release = await this.store.lock(id);
     try {
       const handle = await this.store.open(id);
@@ -209,6 +224,7 @@ export class MigrationEngine {
 
   async cancel(id: string, reason?: string): Promise<MigrationView> {
     parseMigrationId(id);
+    await this.store.load(id);
     const release = await this.store.lock(id);
     try {
       const handle = await this.store.open(id);
@@ -257,7 +273,7 @@ export class MigrationEngine {
     let persistError: unknown = null;
 
     const client = new GraphClient({
-      token: this.#opts.token,
+      token: cmd.cancel ? 'cancel-makes-no-calls' : (this.#opts.token ?? ''),
       baseUrl: this.#opts.graphUrl,
       apiVersion: this.#opts.apiVersion,
       dispatcher: this.#opts.dispatcher,
@@ -267,8 +283,19 @@ export class MigrationEngine {
         this.#opts.onCall?.(c);
       },
     });
+    // Cancelling must not touch Meta: a restored in-flight step gets an actor that never settles.
+    const inert = <O, I>() => fromPromise<O, I>(() => new Promise<O>(() => {}));
     const machine = migrationMachine.provide({
-      actors: buildActors({
+      actors: cmd.cancel
+        ? {
+            runChecks: inert<ChecksOutput, ChecksInput>(),
+            createNumber: inert<CreateOutput, CreateInput>(),
+            requestCode: inert<RequestCodeOutput, RequestCodeInput>(),
+            verifyCode: inert<AckOutput, StepInput>(),
+            register: inert<AckOutput, StepInput>(),
+            confirm: inert<ConfirmOutput, ConfirmInput>(),
+          }
+        : buildActors({
         client,
         secrets,
         durable: async () => {
@@ -277,8 +304,8 @@ export class MigrationEngine {
           await queue;
           if (persistError) throw persistError;
         },
-        mustReconcile: (i) => i.attempt > 1 || (restoredIntent !== null && restoredIntent.seq === i.seq && restoredIntent.attempt === i.attempt),
-      }),
+            mustReconcile: (i) => i.attempt > 1 || (restoredIntent !== null && restoredIntent.seq === i.seq && restoredIntent.attempt === i.attempt),
+          }),
     });
 
     let actor!: Actor<typeof machine>;

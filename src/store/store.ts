@@ -19,6 +19,13 @@ export class MigrationNotFoundError extends Error {
   }
 }
 
+export class DuplicateMigrationError extends Error {
+  override readonly name = 'DuplicateMigrationError';
+  constructor(readonly id: string) {
+    super(`id: a migration "${id}" already exists: pick another --id, or continue it with \`waba-migrate resume ${id}\``);
+  }
+}
+
 export interface StoreOptions {
   /** fsync each document before renaming it into place (default true). */
   fsync?: boolean;
@@ -97,7 +104,7 @@ export class FileStore {
   /** Writes a new document; refuses to replace an existing one. */
   async create(doc: MigrationDocument): Promise<DocumentHandle> {
     await this.init();
-    if (await this.exists(doc.id)) throw new Error(`a migration with id "${doc.id}" already exists: pick another --id or resume it`);
+    if (await this.exists(doc.id)) throw new DuplicateMigrationError(doc.id);
     const h = this.#handle(doc.id, doc);
     await h.save();
     return h;
