@@ -348,6 +348,8 @@ export class MigrationEngine {
     const inspect = (ev: InspectionEvent) => {
       if (ev.type !== '@xstate.snapshot' || ev.actorRef !== actor) return;
       const snap = ev.snapshot as unknown as MachineSnap;
+      // Stopping the actor at the end of a run is not a transition of the migration.
+      if (snap.status === 'stopped' || (ev.event as { type: string }).type === 'xstate.stop') return;
       if (last && last.value === snap.value && last.context === snap.context) return;
       // A restored actor's first snapshot is the stored one: record the resume without a change.
       last = snap;
@@ -361,7 +363,10 @@ export class MigrationEngine {
       : createActor(machine, { input: doc.input, inspect });
 
     let timer: NodeJS.Timeout | null = null;
-    const once = { retry: cmd.retry === true, resend: cmd.resend, override: cmd.override === true, confirm: cmd.confirm ?? [], cancel: cmd.cancel };
+    // An operator's resume retries a migration that *starts* blocked or failed; one that fails
+    // during this run stops there (a permanent error is not retried blindly).
+    const startedIn = restored ? doc.state : null;
+    const once = { retry: cmd.retry === true && (startedIn === 'blocked' || startedIn === 'failed'), resend: cmd.resend, override: cmd.override === true, confirm: cmd.confirm ?? [], cancel: cmd.cancel };
     const maxWait = this.#opts.maxWaitMs ?? 60_000;
 
     /** Decides the next event when the machine waits; returns true when this run is over. */
