@@ -299,7 +299,24 @@ export class GraphSandbox {
     return params;
   }
 
+  /** Requests being handled right now. */
+  inflight = 0;
+
+  /** Resolves when no request is being handled (e.g. the last request of a killed client). */
+  async idle(): Promise<void> {
+    while (this.inflight > 0) await sleep(2);
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.inflight++;
+    try {
+      await this.#handleInner(req, res);
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  async #handleInner(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const parts = url.pathname.split('/').filter(Boolean);
     if (parts[0] && /^v\d+\.\d+$/.test(parts[0])) parts.shift();

@@ -101,13 +101,12 @@ export class FileStore {
     return this.#handle(id, doc);
   }
 
-  /** Writes a new document; refuses to replace an existing one. */
+  /** A handle for a new document (call under the lock); refuses an id that exists. Nothing is
+   *  written until the first `save()`, so a crash before it leaves no half-made migration. */
   async create(doc: MigrationDocument): Promise<DocumentHandle> {
     await this.init();
     if (await this.exists(doc.id)) throw new DuplicateMigrationError(doc.id);
-    const h = this.#handle(doc.id, doc);
-    await h.save();
-    return h;
+    return this.#handle(doc.id, doc);
   }
 
   #handle(id: string, doc: MigrationDocument): DocumentHandle {
