@@ -109,7 +109,8 @@ export class GraphClient {
   /** All WABA ids the business owns, following paging cursors to the end. */
   async listOwnedWabaIds(businessId: string): Promise<string[]> {
     const ids: string[] = [];
-    await this.#paginate(`/${businessId}/owned_whatsapp_business_accounts`, { fields: 'id' }, WabasPage, (page) => {
+    // No `fields`: Meta's spec defines none for this edge; the default answer carries id and name.
+    await this.#paginate(`/${businessId}/owned_whatsapp_business_accounts`, {}, WabasPage, (page) => {
       for (const w of page.data) ids.push(w.id);
     });
     return ids;

@@ -47,6 +47,19 @@ export interface SandboxOptions {
   codeTtlMs?: number;
   /** Page size for list endpoints (small by default so clients must follow cursors). */
   pageSize?: number;
+  /** Keep every exchange in `exchanges`. */
+  record?: boolean;
+}
+
+/** One request and its answer, kept when `record` is on (for conformance tests). */
+export interface Exchange {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  body: unknown;
+  status: number;
+  response: unknown;
 }
 
 export interface OutboxEntry {
@@ -133,6 +146,7 @@ export class GraphSandbox {
   /** Per phone (digits): how many creates and registers took effect. */
   readonly created = new Map<string, number>();
   readonly registered = new Map<string, number>();
+  readonly exchanges: Exchange[] = [];
   options: Required<Omit<SandboxOptions, 'faults'>> & { faults: Required<FaultRates> };
   #server: Server | null = null;
   #sockets = new Set<Socket>();
@@ -149,6 +163,7 @@ export class GraphSandbox {
       seed: options.seed ?? 1,
       codeTtlMs: options.codeTtlMs ?? 10 * 60_000,
       pageSize: options.pageSize ?? 2,
+      record: options.record ?? false,
       faults: { serverError: 0, rateLimit: 0, reset: 0, timeout: 0, lostResponse: 0, ...options.faults },
     };
     this.#rand = prng(this.options.seed);
@@ -364,7 +379,22 @@ export class GraphSandbox {
       await sleep(this.options.timeoutDelayMs);
     }
 
-    let params: Record<string, unknown>;
+    let params: Record<string, unknown> = {};
+    const record = (status: number, response: unknown) => {
+      if (!this.options.record) return;
+      const { access_token: _t, ...rest } = params;
+      const query = Object.fromEntries(url.searchParams);
+      const body = Object.fromEntries(Object.entries(rest).filter(([k]) => !(k in query)));
+      this.exchanges.push({
+        method,
+        path: url.pathname,
+        query,
+        headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)])),
+        body: method === 'POST' ? body : undefined,
+        status,
+        response,
+      });
+    };
     try {
       params = await this.#readParams(req, url);
       this.#auth(req, params);
@@ -375,11 +405,14 @@ export class GraphSandbox {
         req.socket.destroy();
         return;
       }
+      record(200, body);
       this.#send(res, 200, body);
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
       counter.errors++;
-      this.#send(res, e.status, { error: { ...e.body, fbtrace_id: this.#trace() } }, e.headers);
+      const answer = { error: { ...e.body, fbtrace_id: this.#trace() } };
+      record(e.status, answer);
+      this.#send(res, e.status, answer, e.headers);
     }
   }
 
