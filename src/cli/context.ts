@@ -19,11 +19,20 @@ export interface GlobalOptions {
   json: boolean;
   tokenFile?: string;
   pinFile?: string;
+  timeoutMs?: number;
+  maxWaitMs?: number;
+}
+
+function positiveMs(raw: unknown, field: string): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${field}: ${JSON.stringify(raw)} is not a number of milliseconds (use e.g. 30000)`);
+  return n;
 }
 
 export function globals(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals() as Partial<GlobalOptions>;
-  return {
+  const o = cmd.optsWithGlobals() as Partial<GlobalOptions> & { timeout?: string; maxWait?: string };
+  const g: GlobalOptions = {
     stateDir: o.stateDir ?? process.env.WABA_MIGRATE_STATE_DIR ?? './state',
     graphUrl: o.graphUrl ?? process.env.WABA_GRAPH_URL ?? DEFAULT_GRAPH_URL,
     apiVersion: o.apiVersion ?? DEFAULT_API_VERSION,
@@ -31,6 +40,11 @@ export function globals(cmd: Command): GlobalOptions {
     ...(o.tokenFile ? { tokenFile: o.tokenFile } : {}),
     ...(o.pinFile ? { pinFile: o.pinFile } : {}),
   };
+  const timeoutMs = positiveMs(o.timeout ?? process.env.WABA_GRAPH_TIMEOUT_MS, '--timeout');
+  const maxWaitMs = positiveMs(o.maxWait ?? process.env.WABA_MAX_WAIT_MS, '--max-wait');
+  if (timeoutMs !== undefined) g.timeoutMs = timeoutMs;
+  if (maxWaitMs !== undefined) g.maxWaitMs = maxWaitMs;
+  return g;
 }
 
 function readSecretFile(path: string, flag: string): string {
@@ -77,6 +91,8 @@ export function makeEngine(g: GlobalOptions, token: string, progress?: Progress,
     token,
     graphUrl: g.graphUrl,
     apiVersion: g.apiVersion,
+    ...(g.timeoutMs !== undefined ? { timeoutMs: g.timeoutMs } : {}),
+    ...(g.maxWaitMs !== undefined ? { maxWaitMs: g.maxWaitMs } : {}),
     ...(progress ? { onTransition: (t) => progress.transition(t) } : {}),
     ...extra,
   });

@@ -28,6 +28,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--api-version <v>', 'Graph API version').default('v23.0'))
     .addOption(new Option('--token-file <path>', 'file holding the access token (else env WABA_ACCESS_TOKEN)'))
     .addOption(new Option('--pin-file <path>', 'file holding the 6-digit register PIN (else env WABA_REGISTER_PIN, or a prompt)'))
+    .addOption(new Option('--timeout <ms>', 'deadline per Graph request (env WABA_GRAPH_TIMEOUT_MS)').default(undefined))
+    .addOption(new Option('--max-wait <ms>', 'longest retry wait to sit through before exiting; resume continues (env WABA_MAX_WAIT_MS)'))
     .option('--json', 'one JSON document on stdout')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();

@@ -1,5 +1,21 @@
 /** `waba-migrate start`: create a migration and run it as far as it goes without a person. */
 import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+
+const POLICY_FLAGS = { retryBaseMs: ['retryBaseMs', '--retry-base-ms'], retryCapMs: ['retryCapMs', '--retry-cap-ms'], maxAttempts: ['maxAttemptsPerStep', '--max-attempts'], resendCooldownMs: ['resendCooldownMs', '--resend-cooldown-ms'] } as const;
+
+/** Policy overrides from flags; a value that is not a non-negative number is a usage error. */
+function policyFrom(o: Partial<Record<keyof typeof POLICY_FLAGS, string>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [flag, [key, name]] of Object.entries(POLICY_FLAGS)) {
+    const raw = o[flag as keyof typeof POLICY_FLAGS];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name}: ${JSON.stringify(raw)} must be a non-negative number`);
+    out[key] = n;
+  }
+  return out;
+}
 
 export function registerStart(program: Command): void {
   program
@@ -14,7 +30,11 @@ export function registerStart(program: Command): void {
     .option('--language <code>', 'language of the code message', 'en_US')
     .option('--confirm <check...>', 'confirm checks the API cannot see (e.g. two_step_disabled)')
     .option('--verified-name <name>', 'display name to send with the create call (only when given)')
-    .action(async (o: { phone: string; sourceWaba: string; destWaba: string; business?: string; id?: string; codeMethod: string; language: string; confirm?: string[]; verifiedName?: string }, cmd: Command) => {
+    .option('--retry-base-ms <ms>', 'backoff base for temporary Graph errors (default 1000)')
+    .option('--retry-cap-ms <ms>', 'longest backoff (default 300000)')
+    .option('--max-attempts <n>', 'temporary failures tolerated per step (default 8)')
+    .option('--resend-cooldown-ms <ms>', 'wait before a code may be resent (default 60000)')
+    .action(async (o: { phone: string; sourceWaba: string; destWaba: string; business?: string; id?: string; codeMethod: string; language: string; confirm?: string[]; verifiedName?: string; retryBaseMs?: string; retryCapMs?: string; maxAttempts?: string; resendCooldownMs?: string }, cmd: Command) => {
       const { globals, makeEngine, readPin, readToken } = await import('../context.js');
       const { runWithProgress } = await import('./run-shared.js');
       const g = globals(cmd);
@@ -31,6 +51,7 @@ export function registerStart(program: Command): void {
           language: o.language,
           confirm: o.confirm ?? [],
           verifiedName: o.verifiedName ?? null,
+          policy: policyFrom(o),
           ...(pin ? { pin } : {}),
         }),
       );
