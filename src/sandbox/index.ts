@@ -1,1 +1,1 @@
-export { GraphSandbox, FIXTURES, SCENARIOS, type ScenarioName, type SandboxOptions, type FaultRates, type OutboxEntry, type Exchange, type EndpointCounter } from './server.js';
+export { GraphSandbox, prng, FIXTURES, SCENARIOS, type ScenarioName, type SandboxOptions, type FaultRates, type OutboxEntry, type Exchange, type EndpointCounter } from './server.js';

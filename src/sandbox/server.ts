@@ -28,7 +28,7 @@ export interface FaultRates {
   rateLimit?: number;
   /** Connection reset before anything is done. */
   reset?: number;
-  /** Answer only after `timeoutDelayMs` (past the client's timeout); POSTs are still applied. */
+  /** Apply the request, then answer only after `timeoutDelayMs` (past the client's timeout). */
   timeout?: number;
   /** POSTs only: apply the change, then drop the connection without answering. */
   lostResponse?: number;
@@ -115,7 +115,7 @@ export const FIXTURES = {
 } as const;
 
 /** mulberry32: a tiny seeded PRNG so fault runs replay exactly (no library needed for 6 lines). */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -314,24 +314,32 @@ export class GraphSandbox {
     return params;
   }
 
-  /** Requests being handled right now. */
-  inflight = 0;
+  /** Requests received whose effect is not yet decided (applied or refused). */
+  #undecided = 0;
 
-  /** Resolves when no request is being handled (e.g. the last request of a killed client). */
+  /** Resolves once every request received so far has been applied or refused (e.g. the last
+   *  request of a killed client), whether or not its answer has been sent. */
   async idle(): Promise<void> {
-    while (this.inflight > 0) await sleep(2);
+    while (this.#undecided > 0) await sleep(2);
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    this.inflight++;
+    this.#undecided++;
+    let decided = false;
+    const decide = () => {
+      if (!decided) {
+        decided = true;
+        this.#undecided--;
+      }
+    };
     try {
-      await this.#handleInner(req, res);
+      await this.#handleInner(req, res, decide);
     } finally {
-      this.inflight--;
+      decide();
     }
   }
 
-  async #handleInner(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async #handleInner(req: IncomingMessage, res: ServerResponse, decide: () => void): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const parts = url.pathname.split('/').filter(Boolean);
     if (parts[0] && /^v\d+\.\d+$/.test(parts[0])) parts.shift();
@@ -372,12 +380,16 @@ export class GraphSandbox {
       );
       return;
     }
+    // A slow answer: the request is applied at once, the answer comes after the client gave up.
     const timeout = hit(f.timeout);
     const lost = method === 'POST' && hit(f.lostResponse);
-    if (timeout) {
-      counter.faults++;
-      await sleep(this.options.timeoutDelayMs);
-    }
+    const answerLate = async () => {
+      decide();
+      if (timeout) {
+        counter.faults++;
+        await sleep(this.options.timeoutDelayMs);
+      }
+    };
 
     let params: Record<string, unknown> = {};
     const record = (status: number, response: unknown) => {
@@ -402,16 +414,19 @@ export class GraphSandbox {
       counter.applied++;
       if (lost) {
         counter.faults++;
+        decide();
         req.socket.destroy();
         return;
       }
       record(200, body);
+      await answerLate();
       this.#send(res, 200, body);
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
       counter.errors++;
       const answer = { error: { ...e.body, fbtrace_id: this.#trace() } };
       record(e.status, answer);
+      await answerLate();
       this.#send(res, e.status, answer, e.headers);
     }
   }
