@@ -1,0 +1,83 @@
+/** The per-migration lock and the document store. */
+import { spawn } from 'node:child_process';
+import { readFile, writeFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FileStore } from '../../src/store/store.js';
+import { MigrationLockedError } from '../../src/store/lock.js';
+import { StateDocumentError } from '../../src/store/document.js';
+import { tempDir, world, type World } from '../helpers/env.js';
+
+let w: World | undefined;
+afterEach(async () => {
+  await w?.close();
+  w = undefined;
+});
+
+describe('lock', () => {
+  it('one holder at a time; the loser learns the holder’s pid and host', async () => {
+    const store = new FileStore(await tempDir());
+    const release = await store.lock('m1');
+    const err = await store.lock('m1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MigrationLockedError);
+    expect((err as MigrationLockedError).owner?.pid).toBe(process.pid);
+    expect((err as Error).message).toMatch(new RegExp(`process ${process.pid} on \\S+ since`));
+    await release();
+    const again = await store.lock('m1');
+    await again();
+  });
+
+  it('a lock left by a SIGKILLed process is recovered at once', async () => {
+    const dir = await tempDir();
+    const script = `
+      import { FileStore } from ${JSON.stringify(new URL('../../dist/src/store/store.js', import.meta.url).href)};
+      await new FileStore(${JSON.stringify(dir)}).lock('m1');
+      console.log('locked');
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    const store = new FileStore(dir);
+    await expect(store.lock('m1')).rejects.toThrow(new RegExp(`process ${child.pid}`));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('close', r));
+    const t0 = Date.now();
+    const release = await store.lock('m1');
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await release();
+  });
+});
+
+describe('store', () => {
+  it('writes atomically with mode 0600 and reads back what it wrote', async () => {
+    w = await world();
+    await w.engine().start(w.startRequest());
+    const file = join(w.dir, 'migrations', 'm1.json');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const doc = await w.store.load('m1');
+    expect(doc.schemaVersion).toBe(1);
+    expect(doc.state).toBe('awaiting_code');
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(doc);
+  });
+
+  it('lists every document and reports damaged ones instead of skipping them', async () => {
+    w = await world();
+    await w.engine().start(w.startRequest({ id: 'a' }));
+    await w.engine().start(w.startRequest({ id: 'b', confirm: [] }));
+    await writeFile(join(w.dir, 'migrations', 'c.json'), '{');
+    const listed = await w.store.list();
+    expect(listed.map((m) => m.id)).toEqual(['a', 'b', 'c']);
+    expect(listed[2]!.error).toBeInstanceOf(StateDocumentError);
+    expect(listed[2]!.error!.problem).toBe('corrupt');
+    expect((await w.engine().list()).map((v) => [v.id, v.state])).toEqual([
+      ['a', 'awaiting_code'],
+      ['b', 'blocked'],
+    ]);
+  });
+
+  it('reading never creates the state directory', async () => {
+    const dir = join(await tempDir(), 'not-yet');
+    const store = new FileStore(dir);
+    expect(await store.list()).toEqual([]);
+    await expect(stat(dir)).rejects.toThrow();
+  });
+});
