@@ -121,7 +121,8 @@ export class GraphClient {
     const out: PhoneNumber[] = [];
     await this.#paginate(
       `/${wabaId}/phone_numbers`,
-      { fields: 'id,display_phone_number,verified_name,status,code_verification_status,quality_rating' },
+      // Big pages: every page is one more request that can fail (the spec defines `limit` here).
+      { fields: 'id,display_phone_number,verified_name,status,code_verification_status,quality_rating', limit: '100' },
       PhoneNumbersPage,
       (page) => {
         out.push(...page.data);

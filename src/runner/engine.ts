@@ -31,7 +31,7 @@ import {
 import { DEFAULT_POLICY, type ChecksOutput, type ConfirmOutput, type CheckName, type CodeMethod, type Intent, type MigrationInput, type Policy } from '../../machines/types.js';
 import { GraphClient, type CallSummary } from '../graph/client.js';
 import { buildActors, type Secrets } from '../steps/index.js';
-import { SCHEMA_VERSION, type HistoryEntry, type MigrationDocument } from '../store/document.js';
+import { SCHEMA_VERSION, type HistoryEntry, type MigrationDocument, type StateDocumentError } from '../store/document.js';
 import type { DocumentHandle, FileStore } from '../store/store.js';
 import { InputError, parseCheckName, parseCode, parseCodeMethod, parseGraphId, parseLanguage, parseMigrationId, parsePhone, parsePin, parseVerifiedName } from './validate.js';
 import { toView, type MigrationView } from './view.js';
@@ -245,9 +245,14 @@ export class MigrationEngine {
     return (await this.store.load(id)).history;
   }
 
-  async list(): Promise<MigrationView[]> {
-    const all = await this.store.list();
-    return all.flatMap((m) => (m.doc ? [toView(m.doc)] : []));
+  /** Every readable migration's view; a damaged document is passed to `onProblem`, not listed. */
+  async list(onProblem?: (e: StateDocumentError) => void): Promise<MigrationView[]> {
+    const now = Date.now();
+    const views = await this.store.scan((m) => {
+      if (m.error) onProblem?.(m.error);
+      return m.doc ? toView(m.doc, now) : null;
+    });
+    return views.filter((v): v is MigrationView => v !== null);
   }
 
   // ---- the driver ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ export interface FaultRates {
   reset?: number;
   /** Apply the request, then answer only after `timeoutDelayMs` (past the client's timeout). */
   timeout?: number;
-  /** POSTs only: apply the change, then drop the connection without answering. */
+  /** Apply the request (a POST's change included), then drop the connection without answering. */
   lostResponse?: number;
 }
 
@@ -382,7 +382,7 @@ export class GraphSandbox {
     }
     // A slow answer: the request is applied at once, the answer comes after the client gave up.
     const timeout = hit(f.timeout);
-    const lost = method === 'POST' && hit(f.lostResponse);
+    const lost = hit(f.lostResponse);
     const answerLate = async () => {
       decide();
       if (timeout) {

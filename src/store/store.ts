@@ -142,24 +142,31 @@ export class FileStore {
 
   /** Every document, validated; damaged ones are reported, not skipped silently. */
   async list(): Promise<ListedMigration[]> {
+    return this.scan((m) => m);
+  }
+
+  /**
+   * Reads every document (a few at a time) and maps it as soon as it is read, so a caller that
+   * keeps only a summary never holds thousands of parsed documents at once. Results keep id order.
+   */
+  async scan<T>(map: (m: ListedMigration) => T): Promise<T[]> {
     const ids = await this.ids();
-    const out: ListedMigration[] = new Array(ids.length);
+    const out: (T | undefined)[] = new Array(ids.length);
     let next = 0;
     const worker = async () => {
       while (next < ids.length) {
         const i = next++;
         const id = ids[i]!;
         try {
-          out[i] = { id, doc: await this.load(id) };
+          out[i] = map({ id, doc: await this.load(id) });
         } catch (e) {
-          if (e instanceof StateDocumentError) out[i] = { id, error: e };
-          else if (e instanceof MigrationNotFoundError) out[i] = { id };
-          else throw e;
+          if (e instanceof StateDocumentError) out[i] = map({ id, error: e });
+          else if (!(e instanceof MigrationNotFoundError)) throw e; // vanished since readdir: skip
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, ids.length) }, worker));
-    return out.filter((x) => x.doc || x.error);
+    return out.filter((x): x is T => x !== undefined);
   }
 }
 

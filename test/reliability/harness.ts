@@ -40,6 +40,7 @@ export interface Verdict {
   corruptDocuments: number;
   historyGaps: number;
   faultsInjected: number;
+  requests: number;
   failures: string[];
   seconds: number;
 }
@@ -110,6 +111,7 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
     corruptDocuments: 0,
     historyGaps: 0,
     faultsInjected: 0,
+    requests: 0,
     failures: [],
     seconds: 0,
   };
@@ -204,6 +206,7 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
     }),
   );
   v.faultsInjected = Object.values(sandbox.counters).reduce((a, c) => a + c.faults, 0);
+  v.requests = Object.values(sandbox.counters).reduce((a, c) => a + c.calls, 0);
   await sandbox.stop();
   await rm(dir, { recursive: true, force: true });
   v.seconds = Math.round((performance.now() - started) / 100) / 10;
@@ -217,7 +220,8 @@ export function verdictTable(v: Verdict): string {
     ['CLI invocations', v.invocations],
     ['SIGKILLs', v.kills],
     ['… of which mid-write', v.killsMidWrite],
-    ['faults injected (20 %)', v.faultsInjected],
+    ['Graph requests', v.requests],
+    ['faults injected', `${v.faultsInjected} (${((100 * v.faultsInjected) / Math.max(1, v.requests)).toFixed(1)} %)`],
     ['completed', `${v.completed} / ${v.runs}`],
     ['duplicate creates', v.duplicateCreates],
     ['duplicate registers', v.duplicateRegisters],

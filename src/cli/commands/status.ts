@@ -24,7 +24,7 @@ export function registerStatus(program: Command): void {
       const { globals, readOnlyEngine } = await import('../context.js');
       const { checksTable, printJson, printView } = await import('../output.js');
       const g = globals(cmd);
-      const views = await readOnlyEngine(g).list();
+      const views = await readOnlyEngine(g).list((e) => process.stderr.write(`waba-migrate: skipped ${e.message}\n`));
       if (g.json) return printJson(views);
       if (!views.length) {
         process.stdout.write(`No migrations in ${g.stateDir}.\n`);
