@@ -27,6 +27,7 @@ import {
   META,
   type MigrationInput,
   type PostStep,
+  registerCallsInWindow,
   remedyFor,
   type Step,
   toFailure,
@@ -50,7 +51,6 @@ export const STATE_NAMES = [
 ] as const;
 export type StateName = (typeof STATE_NAMES)[number];
 
-const REGISTER_WINDOW_MS = 72 * 3600_000;
 
 export interface CodeRequest {
   method: CodeMethod;
@@ -529,9 +529,6 @@ export const migrationMachine = setup({
 
 export type MigrationMachine = typeof migrationMachine;
 
-export function registerCallsInWindow(ctx: Pick<MigrationContext, 'registerCalls'>, now = Date.now()): number {
-  return ctx.registerCalls.filter((t) => now - t < REGISTER_WINDOW_MS).length;
-}
 
 /** The externally visible state name of a snapshot value (`{registering: 'held'}` → `registering`). */
 export function stateName(value: unknown): StateName {

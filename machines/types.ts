@@ -188,3 +188,10 @@ export function remedyFor(step: Step, f: FailureInfo): string {
     return `Step ${step} kept failing with temporary errors. Check Meta's status page and network, then \`waba-migrate resume\`.`;
   return `Step ${step} failed. Read Meta's message, fix the cause, then \`waba-migrate resume\`; quote the fbtrace_id to Meta support.`;
 }
+
+const REGISTER_WINDOW_MS = 72 * 3600_000;
+
+/** Register calls made in Meta's 72-hour window. */
+export function registerCallsInWindow(ctx: { registerCalls: number[] }, now = Date.now()): number {
+  return ctx.registerCalls.filter((t) => now - t < REGISTER_WINDOW_MS).length;
+}

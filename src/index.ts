@@ -5,7 +5,7 @@ export { MigrationEngine, ResendTooSoonError, WrongStateError, buildInput } from
 export type { EngineOptions, StartRequest, ResumeRequest, TransitionInfo } from './runner/engine.js';
 export { toView, nextAction, type MigrationView } from './runner/view.js';
 export { InputError, parsePhone } from './runner/validate.js';
-export { FileStore, MigrationNotFoundError, DuplicateMigrationError, type StoreOptions } from './store/store.js';
+export { FileStore, MigrationNotFoundError, DuplicateMigrationError, type StoreOptions, type MigrationStore, type DocumentHandle, type ListedMigration } from './store/store.js';
 export { MigrationLockedError, type LockOwner } from './store/lock.js';
 export { StateDocumentError, SCHEMA_VERSION, type MigrationDocument, type HistoryEntry } from './store/document.js';
 export { GraphClient, assertSafeGraphUrl, DEFAULT_GRAPH_URL, DEFAULT_API_VERSION, type CallSummary, type GraphClientOptions } from './graph/client.js';

@@ -5,47 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { DEFAULT_API_VERSION, DEFAULT_GRAPH_URL } from '../graph/client.js';
 import { MigrationEngine, type EngineOptions } from '../runner/engine.js';
 import { parseCode, parsePin } from '../runner/validate.js';
 import { FileStore } from '../store/store.js';
 import { UsageError } from './errors.js';
+import type { GlobalOptions } from './globals.js';
 import { Progress } from './output.js';
 
-export interface GlobalOptions {
-  stateDir: string;
-  graphUrl: string;
-  apiVersion: string;
-  json: boolean;
-  tokenFile?: string;
-  pinFile?: string;
-  timeoutMs?: number;
-  maxWaitMs?: number;
-}
-
-function positiveMs(raw: unknown, field: string): number | undefined {
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${field}: ${JSON.stringify(raw)} is not a number of milliseconds (use e.g. 30000)`);
-  return n;
-}
-
-export function globals(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals() as Partial<GlobalOptions> & { timeout?: string; maxWait?: string };
-  const g: GlobalOptions = {
-    stateDir: o.stateDir ?? process.env.WABA_MIGRATE_STATE_DIR ?? './state',
-    graphUrl: o.graphUrl ?? process.env.WABA_GRAPH_URL ?? DEFAULT_GRAPH_URL,
-    apiVersion: o.apiVersion ?? DEFAULT_API_VERSION,
-    json: o.json === true,
-    ...(o.tokenFile ? { tokenFile: o.tokenFile } : {}),
-    ...(o.pinFile ? { pinFile: o.pinFile } : {}),
-  };
-  const timeoutMs = positiveMs(o.timeout ?? process.env.WABA_GRAPH_TIMEOUT_MS, '--timeout');
-  const maxWaitMs = positiveMs(o.maxWait ?? process.env.WABA_MAX_WAIT_MS, '--max-wait');
-  if (timeoutMs !== undefined) g.timeoutMs = timeoutMs;
-  if (maxWaitMs !== undefined) g.maxWaitMs = maxWaitMs;
-  return g;
-}
+export { globals, type GlobalOptions } from './globals.js';
 
 function readSecretFile(path: string, flag: string): string {
   try {
@@ -98,7 +65,7 @@ export function makeEngine(g: GlobalOptions, token: string, progress?: Progress,
   });
 }
 
-/** For commands that make no Graph call (status, list, audit read; cancel writes under the lock): no token needed. */
-export function readOnlyEngine(g: GlobalOptions): MigrationEngine {
+/** For cancel, which makes no Graph call: no token needed. */
+export function tokenlessEngine(g: GlobalOptions): MigrationEngine {
   return new MigrationEngine({ store: new FileStore(g.stateDir) });
 }

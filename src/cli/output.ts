@@ -11,12 +11,6 @@ import type { TransitionInfo } from '../runner/engine.js';
 import type { MigrationView } from '../runner/view.js';
 
 export function printJson(value: unknown): void {
-  if (Array.isArray(value)) {
-    // One element at a time: a list of 10 000 migrations never becomes one giant string.
-    const parts = value.map((v) => JSON.stringify(v, null, 2).replace(/^/gm, '  '));
-    process.stdout.write(parts.length ? `[\n${parts.join(',\n')}\n]\n` : '[]\n');
-    return;
-  }
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 

@@ -19,8 +19,9 @@ import {
   WabasPage,
 } from './schemas.js';
 
-export const DEFAULT_GRAPH_URL = 'https://graph.facebook.com';
-export const DEFAULT_API_VERSION = 'v23.0';
+import { DEFAULT_API_VERSION, DEFAULT_GRAPH_URL } from './defaults.js';
+
+export { DEFAULT_API_VERSION, DEFAULT_GRAPH_URL };
 
 /** What the audit trail keeps of one HTTP exchange. Never the token, never a request body. */
 export interface CallSummary {
@@ -249,6 +250,8 @@ export class GraphClient {
         },
         body: body ? JSON.stringify(body) : undefined,
         dispatcher: this.#dispatcher,
+        // An AbortSignal rather than undici's headersTimeout/bodyTimeout: those run on undici's
+        // coarse timer wheel (about a second) and would let a sub-second deadline slip.
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
       status = res.statusCode;

@@ -30,14 +30,16 @@ import {
 } from '../../machines/migration.js';
 import { DEFAULT_POLICY, type ChecksOutput, type ConfirmOutput, type CheckName, type CodeMethod, type Intent, type MigrationInput, type Policy } from '../../machines/types.js';
 import { GraphClient, type CallSummary } from '../graph/client.js';
-import { buildActors, type Secrets } from '../steps/index.js';
+import { buildActors, type Secrets, type StepDeps } from '../steps/index.js';
 import { SCHEMA_VERSION, type HistoryEntry, type MigrationDocument, type StateDocumentError } from '../store/document.js';
-import type { DocumentHandle, FileStore } from '../store/store.js';
+import type { DocumentHandle, MigrationStore } from '../store/store.js';
 import { InputError, parseCheckName, parseCode, parseCodeMethod, parseGraphId, parseLanguage, parseMigrationId, parsePhone, parsePin, parseVerifiedName } from './validate.js';
+import { getHistory, getView, listViews } from './read.js';
 import { toView, type MigrationView } from './view.js';
 
 export interface EngineOptions {
-  store: FileStore;
+  /** Where migrations live: a FileStore (lowdb, one JSON document each) or your own. */
+  store: MigrationStore;
   /** System-user access token. Kept in memory only. Not needed to read (get, list, history). */
   token?: string;
   graphUrl?: string;
@@ -103,6 +105,32 @@ export class WrongStateError extends Error {
   }
 }
 
+/**
+ * The machine is provided once per process (building it costs more than a whole transition);
+ * each run's step dependencies are found through its actor system.
+ */
+const DEPS_BY_SYSTEM = new WeakMap<object, StepDeps>();
+const LIVE_MACHINE = migrationMachine.provide({
+  actors: buildActors((system) => {
+    const deps = DEPS_BY_SYSTEM.get(system);
+    if (!deps) throw new Error('step dependencies missing for this actor system');
+    return deps;
+  }),
+});
+// Cancelling must not touch Meta: a restored in-flight step gets an actor that never settles.
+const inert = <O, I>() => fromPromise<O, I>(() => new Promise<O>(() => {}));
+const INERT_MACHINE = migrationMachine.provide({
+  actors: {
+    runChecks: inert<ChecksOutput, ChecksInput>(),
+    createNumber: inert<CreateOutput, CreateInput>(),
+    requestCode: inert<RequestCodeOutput, RequestCodeInput>(),
+    verifyCode: inert<AckOutput, StepInput>(),
+    register: inert<AckOutput, StepInput>(),
+    confirm: inert<ConfirmOutput, ConfirmInput>(),
+  },
+});
+const INERT_DEPS = null as unknown as StepDeps;
+
 const RESTING: ReadonlySet<StateName> = new Set(['blocked', 'awaiting_code', 'completed', 'cancelled', 'failed']);
 const FINAL: ReadonlySet<StateName> = new Set(['completed', 'cancelled']);
 
@@ -142,7 +170,7 @@ function describeEvent(event: { type: string } & Record<string, unknown>): Histo
 }
 
 export class MigrationEngine {
-  readonly store: FileStore;
+  readonly store: MigrationStore;
   readonly #opts: EngineOptions;
   readonly #operator: string;
 
@@ -235,24 +263,17 @@ export class MigrationEngine {
     }
   }
 
-  async get(id: string): Promise<MigrationView> {
-    parseMigrationId(id);
-    return toView(await this.store.load(id));
+  get(id: string): Promise<MigrationView> {
+    return getView(this.store, id);
   }
 
-  async history(id: string): Promise<HistoryEntry[]> {
-    parseMigrationId(id);
-    return (await this.store.load(id)).history;
+  history(id: string): Promise<HistoryEntry[]> {
+    return getHistory(this.store, id);
   }
 
   /** Every readable migration's view; a damaged document is passed to `onProblem`, not listed. */
-  async list(onProblem?: (e: StateDocumentError) => void): Promise<MigrationView[]> {
-    const now = Date.now();
-    const views = await this.store.scan((m) => {
-      if (m.error) onProblem?.(m.error);
-      return m.doc ? toView(m.doc, now) : null;
-    });
-    return views.filter((v): v is MigrationView => v !== null);
+  list(onProblem?: (e: StateDocumentError) => void): Promise<MigrationView[]> {
+    return listViews(this.store, onProblem);
   }
 
   // ---- the driver ----------------------------------------------------------------------------
@@ -275,6 +296,8 @@ export class MigrationEngine {
     const pendingCalls: CallSummary[] = [];
     const restoredIntent: Intent | null = restored ? ((doc.snapshot.context as MigrationContext).intent ?? null) : null;
     let queue: Promise<void> = Promise.resolve();
+    let writeQueued = false;
+    const pendingEntries: { from: StateName | null; to: StateName; entry: HistoryEntry }[] = [];
     let persistError: unknown = null;
 
     const client = new GraphClient({
@@ -288,32 +311,22 @@ export class MigrationEngine {
         this.#opts.onCall?.(c);
       },
     });
-    // Cancelling must not touch Meta: a restored in-flight step gets an actor that never settles.
-    const inert = <O, I>() => fromPromise<O, I>(() => new Promise<O>(() => {}));
-    const machine = migrationMachine.provide({
-      actors: cmd.cancel
-        ? {
-            runChecks: inert<ChecksOutput, ChecksInput>(),
-            createNumber: inert<CreateOutput, CreateInput>(),
-            requestCode: inert<RequestCodeOutput, RequestCodeInput>(),
-            verifyCode: inert<AckOutput, StepInput>(),
-            register: inert<AckOutput, StepInput>(),
-            confirm: inert<ConfirmOutput, ConfirmInput>(),
-          }
-        : buildActors({
-        client,
-        secrets,
-        durable: async () => {
-          // Let the transition that recorded the intent reach the persist queue, then wait for it.
-          await new Promise((r) => setImmediate(r));
-          await queue;
-          if (persistError) throw persistError;
-        },
-            mustReconcile: (i) => i.attempt > 1 || (restoredIntent !== null && restoredIntent.seq === i.seq && restoredIntent.attempt === i.attempt),
-          }),
-    });
+    const deps: StepDeps = cmd.cancel
+      ? INERT_DEPS
+      : {
+          client,
+          secrets,
+          durable: async () => {
+            // Let the transition that recorded the intent reach the persist queue, then wait for it.
+            await new Promise((r) => setImmediate(r));
+            await queue;
+            if (persistError) throw persistError;
+          },
+          mustReconcile: (i) => i.attempt > 1 || (restoredIntent !== null && restoredIntent.seq === i.seq && restoredIntent.attempt === i.attempt),
+        };
+    const machine = cmd.cancel ? INERT_MACHINE : LIVE_MACHINE;
 
-    let actor!: Actor<typeof machine>;
+    let actor!: Actor<typeof LIVE_MACHINE>;
     let last: MachineSnap | null = null;
     let wake: () => void = () => {};
     let initialEvent: HistoryEntry['event'] | null = restored
@@ -337,16 +350,33 @@ export class MigrationEngine {
       doc.updatedAt = entry.at;
       doc.snapshot = actor.getPersistedSnapshot() as unknown as MigrationDocument['snapshot'];
       doc.history.push(entry);
+      // One write carries every transition made before it started: a transition that arrives
+      // while a write is still waiting its turn rides along with it instead of queueing another.
+      pendingEntries.push({ from, to, entry });
+      if (writeQueued) return;
+      writeQueued = true;
       queue = queue.then(async () => {
+        // One tick's grace: transitions of the same burst (a resume and the event it feeds)
+        // share this write; each still reaches disk before anything acts on it.
+        await new Promise((r) => setImmediate(r));
+        writeQueued = false;
+        const written = pendingEntries.splice(0);
         if (persistError) return;
+        // Durable (fsynced) when it matters: an intent is outstanding (a request that changes
+        // Meta's state follows) or the run may stop here waiting for a person or a timer.
+        const ctx = doc.snapshot.context as MigrationContext;
+        const durable = ctx.intent !== null || RESTING.has(doc.state) || doc.state === 'waiting_retry' || ctx.hold !== null;
         try {
-          await handle.save();
+          await handle.save({ durable });
         } catch (e) {
           persistError = e;
           wake();
           return;
         }
-        this.#opts.onTransition?.({ id: doc.id, from, to, event: entry.event.type, entry, view: toView(doc) });
+        if (this.#opts.onTransition) {
+          const view = toView(doc);
+          for (const w of written) this.#opts.onTransition({ id: doc.id, from: w.from, to: w.to, event: w.entry.event.type, entry: w.entry, view });
+        }
       });
     };
 
@@ -366,6 +396,7 @@ export class MigrationEngine {
     actor = restored
       ? createActor(machine, { snapshot: doc.snapshot as never, input: doc.input, inspect })
       : createActor(machine, { input: doc.input, inspect });
+    DEPS_BY_SYSTEM.set(actor.system, deps);
 
     let timer: NodeJS.Timeout | null = null;
     // An operator's resume retries a migration that *starts* blocked or failed; one that fails

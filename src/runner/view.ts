@@ -2,8 +2,8 @@
  * What a person (or a script) sees of one migration: where it stands and what must happen next.
  * Computed from the stored document alone, so `status` and `list` never touch Meta or a lock.
  */
-import { registerCallsInWindow, type MigrationContext, type StateName } from '../../machines/migration.js';
-import type { CheckResult, FailureInfo } from '../../machines/types.js';
+import type { MigrationContext, StateName } from '../../machines/migration.js';
+import { registerCallsInWindow, type CheckResult, type FailureInfo } from '../../machines/types.js';
 import type { MigrationDocument } from '../store/document.js';
 
 export interface MigrationView {

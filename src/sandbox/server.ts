@@ -208,6 +208,26 @@ export class GraphSandbox {
     this.#addNumber(FIXTURES.destWabaId, '1', '6315550101', 'CONNECTED', 'VERIFIED');
   }
 
+  /**
+   * Another customer: its own business, source WABA and destination WABA (ids derived from `n`),
+   * all approved, verified and with a payment method. Lets one sandbox host many migrations
+   * without one WABA's phone list growing past anything real.
+   */
+  addTenant(n: number): { businessId: string; sourceWabaId: string; destWabaId: string } {
+    const suffix = String(n).padStart(6, '0');
+    const businessId = `110000000${suffix}`;
+    const sourceWabaId = `210000000${suffix}`;
+    const destWabaId = `220000000${suffix}`;
+    this.businesses.set(businessId, { id: businessId, name: `Tenant ${n}`, verification_status: 'verified' });
+    for (const [id, name] of [
+      [sourceWabaId, `Tenant ${n} (BSP)`],
+      [destWabaId, `Tenant ${n} (Cloud API)`],
+    ] as const) {
+      this.wabas.set(id, { id, name, owner: businessId, account_review_status: 'APPROVED', primary_funding_id: `9${id.slice(1)}`, apps: [{ id: '300000000000001', name: 'integration' }] });
+    }
+    return { businessId, sourceWabaId, destWabaId };
+  }
+
   #newId(): string {
     this.#idSeq++;
     return `1${String(this.#idSeq).padStart(3, '0')}${Math.floor(this.#rand() * 1e11).toString().padStart(11, '0')}`;
@@ -278,7 +298,7 @@ export class GraphSandbox {
 
   findByPhone(e164: string): NumberRec | undefined {
     const digits = e164.replace(/\D/g, '');
-    return [...this.numbers.values()].find((n) => n.cc + n.national === digits && n.wabaId === FIXTURES.destWabaId);
+    return [...this.numbers.values()].find((n) => n.cc + n.national === digits && n.wabaId === FIXTURES.destWabaId) ?? [...this.numbers.values()].find((n) => n.cc + n.national === digits);
   }
 
   #count(key: string): EndpointCounter {
@@ -435,7 +455,7 @@ export class GraphSandbox {
     const header = req.headers.authorization ?? '';
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : typeof params.access_token === 'string' ? params.access_token : '';
     if (!token)
-      throw new HttpError(400, { message: 'An active access token must be used to query information about the current user.', type: 'OAuthException', code: 2500 });
+      throw new HttpError(401, { message: 'An access token is required to request this resource.', type: 'OAuthException', code: 190 });
     if (token !== this.options.token)
       throw new HttpError(401, { message: 'Invalid OAuth access token - Cannot parse access token', type: 'OAuthException', code: 190, error_subcode: 463 });
   }

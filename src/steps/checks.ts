@@ -8,7 +8,7 @@ import { META, type CheckResult, type ChecksOutput, type MigrationInput } from '
 import { isGraphApiError, type GraphApiError } from '../graph/errors.js';
 import type { GraphClient } from '../graph/client.js';
 import type { WabaInfo } from '../graph/schemas.js';
-import { findNumber, step } from './shared.js';
+import { findNumber, step, withDeps, type DepsSource } from './shared.js';
 import type { StepDeps } from './deps.js';
 
 type Read<T> = { ok: true; value: T } | { ok: false; error: GraphApiError };
@@ -172,5 +172,5 @@ function perWaba(input: MigrationInput, source: Read<WabaInfo>, dest: Read<WabaI
   };
 }
 
-export const checksActor = (deps: StepDeps) =>
-  fromPromise<ChecksOutput, ChecksInput>(({ input }) => step(() => runChecks(deps.client, input.input, input.confirmations)));
+export const checksActor = (source: DepsSource<StepDeps>) =>
+  fromPromise<ChecksOutput, ChecksInput>(withDeps(source, (deps) => ({ input }) => step(() => runChecks(deps.client, input.input, input.confirmations))));

@@ -4,11 +4,11 @@ import { fromPromise } from 'xstate';
 import type { ConfirmInput } from '../../machines/migration.js';
 import type { ConfirmOutput } from '../../machines/types.js';
 import { isGraphApiError } from '../graph/errors.js';
-import { step } from './shared.js';
+import { step, withDeps, type DepsSource } from './shared.js';
 import type { StepDeps } from './deps.js';
 
-export const confirmActor = (deps: StepDeps) =>
-  fromPromise<ConfirmOutput, ConfirmInput>(({ input }) =>
+export const confirmActor = (source: DepsSource<StepDeps>) =>
+  fromPromise<ConfirmOutput, ConfirmInput>(withDeps(source, (deps) => ({ input }) =>
     step(async () => {
       const { client } = deps;
       const [n, list, apps] = await Promise.all([
@@ -50,4 +50,4 @@ export const confirmActor = (deps: StepDeps) =>
         warnings,
       };
     }),
-  );
+  ));

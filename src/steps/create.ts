@@ -2,11 +2,11 @@
 import { fromPromise } from 'xstate';
 import type { CreateInput, CreateOutput } from '../../machines/migration.js';
 import { isGraphApiError } from '../graph/errors.js';
-import { findNumber, step } from './shared.js';
+import { findNumber, step, withDeps, type DepsSource } from './shared.js';
 import type { StepDeps } from './deps.js';
 
-export const createActor = (deps: StepDeps) =>
-  fromPromise<CreateOutput, CreateInput>(({ input: { input, intent } }) =>
+export const createActor = (source: DepsSource<StepDeps>) =>
+  fromPromise<CreateOutput, CreateInput>(withDeps(source, (deps) => ({ input: { input, intent } }) =>
     step(async () => {
       if (deps.mustReconcile(intent)) {
         // The earlier POST may have been applied: adopt the number instead of creating it twice.
@@ -33,4 +33,4 @@ export const createActor = (deps: StepDeps) =>
         throw e;
       }
     }),
-  );
+  ));

@@ -9,7 +9,8 @@ import { verifyCodeActor } from './verify-code.js';
 
 export type { StepDeps, Secrets } from './deps.js';
 
-export function buildActors(deps: StepDeps) {
+/** `deps` is either the dependencies or a function finding them for an actor system. */
+export function buildActors(deps: StepDeps | ((system: object) => StepDeps)) {
   return {
     runChecks: checksActor(deps),
     createNumber: createActor(deps),

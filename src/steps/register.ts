@@ -3,11 +3,11 @@
  *  the runner's memory and is never stored. */
 import { fromPromise } from 'xstate';
 import type { AckOutput, StepInput } from '../../machines/migration.js';
-import { needsInput, step } from './shared.js';
+import { needsInput, step, withDeps, type DepsSource } from './shared.js';
 import type { StepDeps } from './deps.js';
 
-export const registerActor = (deps: StepDeps) =>
-  fromPromise<AckOutput, StepInput>(({ input }) =>
+export const registerActor = (source: DepsSource<StepDeps>) =>
+  fromPromise<AckOutput, StepInput>(withDeps(source, (deps) => ({ input }) =>
     step(async () => {
       if (deps.mustReconcile(input.intent)) {
         // Never spend a register call on a number that is already connected.
@@ -20,4 +20,4 @@ export const registerActor = (deps: StepDeps) =>
       await deps.client.register(input.phoneNumberId, pin);
       return { reconciled: false };
     }),
-  );
+  ));

@@ -38,3 +38,11 @@ export async function step<T>(body: () => Promise<T>): Promise<T> {
     throw asFailure(err);
   }
 }
+
+/** Where a step finds its dependencies: given directly, or looked up for the running actor system
+ *  (so one provided machine serves every run; see src/runner/engine.ts). */
+export type DepsSource<D> = D | ((system: object) => D);
+
+export function withDeps<D, A extends { system: object }, R>(source: DepsSource<D>, body: (deps: D) => (args: A) => R): (args: A) => R {
+  return (args) => body(typeof source === 'function' ? (source as (s: object) => D)(args.system) : source)(args);
+}

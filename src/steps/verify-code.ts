@@ -4,11 +4,11 @@ import { fromPromise } from 'xstate';
 import type { AckOutput, StepInput } from '../../machines/migration.js';
 import { META } from '../../machines/types.js';
 import { isGraphApiError } from '../graph/errors.js';
-import { needsInput, step } from './shared.js';
+import { needsInput, step, withDeps, type DepsSource } from './shared.js';
 import type { StepDeps } from './deps.js';
 
-export const verifyCodeActor = (deps: StepDeps) =>
-  fromPromise<AckOutput, StepInput>(({ input }) =>
+export const verifyCodeActor = (source: DepsSource<StepDeps>) =>
+  fromPromise<AckOutput, StepInput>(withDeps(source, (deps) => ({ input }) =>
     step(async () => {
       if (deps.mustReconcile(input.intent)) {
         const n = await deps.client.getPhoneNumber(input.phoneNumberId);
@@ -30,4 +30,4 @@ export const verifyCodeActor = (deps: StepDeps) =>
       deps.secrets.code = undefined;
       return { reconciled: false };
     }),
-  );
+  ));

@@ -3,6 +3,7 @@
  * write touches one small file however many migrations exist. Locks live in `<dir>/locks/`.
  * The directory is 0700 and documents 0600: they hold business identifiers and history.
  */
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
@@ -27,14 +28,38 @@ export class DuplicateMigrationError extends Error {
 }
 
 export interface StoreOptions {
-  /** fsync each document before renaming it into place (default true). */
-  fsync?: boolean;
+  /**
+   * When a write is fsynced before it is renamed into place. Every write is atomic (temp file +
+   * rename) and survives a crash of the process whatever this says; fsync adds survival of a
+   * power cut or kernel crash.
+   * - `barriers` (default): the writes the engine marks durable: every intent before a request
+   *   that changes Meta's state, and the state a run stops in. A power cut can then lose only
+   *   GET-only progress, which the next run redoes.
+   * - `always`: every write. - `never`: none (tests, throwaway sandboxes).
+   */
+  fsync?: 'barriers' | 'always' | 'never';
 }
 
 /** A document opened for writing: `data` is live, `save()` writes it atomically. */
 export interface DocumentHandle {
   readonly data: MigrationDocument;
-  save(): Promise<void>;
+  /** `durable: true` asks for the fsync (see StoreOptions.fsync). */
+  save(options?: { durable?: boolean }): Promise<void>;
+}
+
+/** What the engine needs from a store: implement it to keep migrations somewhere else. */
+export interface MigrationStore {
+  exists(id: string): Promise<boolean>;
+  /** Reads and validates one document, without the lock. */
+  load(id: string): Promise<MigrationDocument>;
+  /** Opens an existing document for writing (under the lock). */
+  open(id: string): Promise<DocumentHandle>;
+  /** A handle for a new document; nothing is written before its first save. */
+  create(doc: MigrationDocument): Promise<DocumentHandle>;
+  /** Takes the per-migration lock; resolves to its release. */
+  lock(id: string): Promise<() => Promise<void>>;
+  /** Maps every document (or the error reading it) as it is read. */
+  scan<T>(map: (m: ListedMigration) => T): Promise<T[]>;
 }
 
 export interface ListedMigration {
@@ -43,18 +68,18 @@ export interface ListedMigration {
   error?: StateDocumentError;
 }
 
-export class FileStore {
+export class FileStore implements MigrationStore {
   readonly dir: string;
   readonly migrationsDir: string;
   readonly locksDir: string;
-  readonly #fsync: boolean;
+  readonly #fsync: NonNullable<StoreOptions['fsync']>;
   #ready: Promise<void> | null = null;
 
   constructor(dir: string, options: StoreOptions = {}) {
     this.dir = dir;
     this.migrationsDir = join(dir, 'migrations');
     this.locksDir = join(dir, 'locks');
-    this.#fsync = options.fsync ?? true;
+    this.#fsync = options.fsync ?? 'barriers';
   }
 
   file(id: string): string {
@@ -110,13 +135,15 @@ export class FileStore {
   }
 
   #handle(id: string, doc: MigrationDocument): DocumentHandle {
-    const db = new Low<MigrationDocument>(new AtomicJSONFile(this.file(id), { fsync: this.#fsync }), doc);
+    const adapter = new AtomicJSONFile<MigrationDocument>(this.file(id), { fsync: this.#fsync !== 'never' });
+    const db = new Low<MigrationDocument>(adapter, doc);
     db.data = doc;
+    const policy = this.#fsync;
     return {
       get data() {
         return db.data;
       },
-      save: () => db.write(),
+      save: (options = {}) => adapter.writeWith(db.data, policy === 'always' || (policy === 'barriers' && options.durable === true)),
     };
   }
 
@@ -151,22 +178,27 @@ export class FileStore {
    */
   async scan<T>(map: (m: ListedMigration) => T): Promise<T[]> {
     const ids = await this.ids();
-    const out: (T | undefined)[] = new Array(ids.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < ids.length) {
-        const i = next++;
-        const id = ids[i]!;
-        try {
-          out[i] = map({ id, doc: await this.load(id) });
-        } catch (e) {
-          if (e instanceof StateDocumentError) out[i] = map({ id, error: e });
-          else if (!(e instanceof MigrationNotFoundError)) throw e; // vanished since readdir: skip
-        }
+    const out: T[] = [];
+    // Synchronous reads, one after the other: a document is a few KB in the page cache, and one
+    // readFileSync costs a fraction of the four thread-pool trips of an async read (bench,
+    // figure 4). Scanning is for readers (list) that have nothing else to serve meanwhile.
+    for (const id of ids) {
+      const file = join(this.migrationsDir, `${id}.json`);
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // vanished since readdir
+        throw e;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(16, ids.length) }, worker));
-    return out.filter((x): x is T => x !== undefined);
+      try {
+        out.push(map({ id, doc: parseDocument(text, file) }));
+      } catch (e) {
+        if (e instanceof StateDocumentError) out.push(map({ id, error: e }));
+        else throw e;
+      }
+    }
+    return out;
   }
 }
 

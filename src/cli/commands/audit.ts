@@ -10,12 +10,14 @@ export function registerAudit(program: Command): void {
       const { default: Table } = await import('cli-table3');
       const { stringify } = await import('csv-stringify/sync');
       const { InputError } = await import('../../runner/validate.js');
-      const { globals, readOnlyEngine } = await import('../context.js');
+      const { globals } = await import('../globals.js');
+      const { getHistory } = await import('../../runner/read.js');
+      const { FileStore } = await import('../../store/store.js');
       const { printJson } = await import('../output.js');
       const g = globals(cmd);
       const format = g.json ? 'json' : o.format;
       if (!['table', 'json', 'csv'].includes(format)) throw new InputError('--format', `${JSON.stringify(o.format)} is not a format: use table, json or csv`);
-      const history = await readOnlyEngine(g).history(id);
+      const history = await getHistory(new FileStore(g.stateDir), id);
       if (format === 'json') return printJson({ id, history });
       if (format === 'csv') {
         const rows: unknown[][] = [['n', 'time', 'from', 'to', 'event', 'by', 'method', 'path', 'http_status', 'code', 'fbtrace_id', 'duration_ms']];
