@@ -168,6 +168,10 @@ export const migrationMachine = setup({
     confirm: missing<ConfirmOutput, ConfirmInput>('confirm'),
   },
   guards: {
+    prerequisitesMissing: ({ context }) => context.checks.some((c) => c.status !== 'pass'),
+    numberConnected: ({ context }) => context.existing?.status?.toUpperCase() === 'CONNECTED',
+    numberVerified: ({ context }) => context.existing?.codeVerificationStatus?.toUpperCase() === 'VERIFIED',
+    numberInDestination: ({ context }) => context.existing !== null,
     needsCode: ({ event }) => isKind(event as { error?: unknown }, 'needs_input', 'code'),
     needsPin: ({ event }) => isKind(event as { error?: unknown }, 'needs_input', 'pin'),
     alreadyVerified: ({ event }) => failureOf(event as { error?: unknown }).code === META.ALREADY_VERIFIED,
@@ -254,52 +258,40 @@ export const migrationMachine = setup({
         id: 'checks',
         src: 'runChecks',
         input: ({ context }) => ({ input: context.input, confirmations: context.confirmations }),
-        onDone: [
-          {
-            guard: ({ event }) => event.output.checks.every((c) => c.status === 'pass'),
-            target: 'route',
-            actions: [
-              assign(({ event }) => ({
-                checks: event.output.checks,
-                businessId: event.output.businessId,
-                existing: event.output.existing,
-              })),
-              { type: 'stepSucceeded', params: { step: 'checking' } },
-            ],
-          },
-          {
-            target: 'blocked',
-            actions: [
-              assign(({ event }) => ({
-                checks: event.output.checks,
-                businessId: event.output.businessId,
-                existing: event.output.existing,
-              })),
-              { type: 'stepSucceeded', params: { step: 'checking' } },
-            ],
-          },
-        ],
+        onDone: {
+          target: 'route',
+          actions: [
+            assign(({ event }) => ({
+              checks: event.output.checks,
+              businessId: event.output.businessId,
+              existing: event.output.existing,
+            })),
+            { type: 'stepSucceeded', params: { step: 'checking' } },
+          ],
+        },
         onError: [
           { guard: { type: 'retryable', params: { step: 'checking' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'checking' } } },
           { target: 'failed', actions: { type: 'recordFailure', params: { step: 'checking' } } },
         ],
       },
     },
-    /** Transient routing after checks: where the number already stands decides the next step. */
+    /** Transient routing after checks: a check short of `pass` blocks; otherwise where the number
+     *  already stands decides the next step. */
     route: {
       always: [
+        { guard: 'prerequisitesMissing', target: 'blocked' },
         {
-          guard: ({ context }) => context.existing?.status?.toUpperCase() === 'CONNECTED',
+          guard: 'numberConnected',
           target: 'confirming',
           actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id, adopted: true, codeVerified: true })),
         },
         {
-          guard: ({ context }) => context.existing?.codeVerificationStatus?.toUpperCase() === 'VERIFIED',
+          guard: 'numberVerified',
           target: 'registering',
           actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id, adopted: true, codeVerified: true })),
         },
         {
-          guard: ({ context }) => context.existing !== null,
+          guard: 'numberInDestination',
           target: 'requesting_code',
           actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id, adopted: true })),
         },
@@ -342,7 +334,7 @@ export const migrationMachine = setup({
         }),
         onDone: [
           {
-            guard: ({ event }) => event.output.alreadyVerified,
+            guard: ({ event }) => event.output.alreadyVerified, // reconciliation found it verified
             target: 'registering',
             actions: [assign({ codeVerified: true }), 'clearIntent', { type: 'stepSucceeded', params: { step: 'requesting_code' } }],
           },
