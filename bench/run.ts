@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { mkdtemp, readFile, rm, writeFile, open, rename } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, open, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';

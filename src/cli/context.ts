@@ -4,7 +4,6 @@
  * from a flag value (it would show in `ps`).
  */
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
 import { MigrationEngine, type EngineOptions } from '../runner/engine.js';
 import { parseCode, parsePin } from '../runner/validate.js';
 import { FileStore } from '../store/store.js';

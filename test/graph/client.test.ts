@@ -78,6 +78,14 @@ describe('GraphClient', () => {
     expect(e.message).toMatch(/no answer within 100 ms/);
   });
 
+  it('never re-sends a POST on its own: a reset create reaches the server exactly once', async () => {
+    w = await world({ faults: { reset: 1 } });
+    const c = new GraphClient({ token: FIXTURES.token, baseUrl: w.url });
+    await expect(c.createPhoneNumber(FIXTURES.destWabaId, { cc: '1', phone_number: '6315551000', migrate_phone_number: true })).rejects.toMatchObject({ kind: 'network' });
+    await w.sandbox.idle();
+    expect(w.sandbox.counters['POST phone_numbers']!.calls).toBe(1);
+  });
+
   it('a dropped connection is a transient network error', async () => {
     w = await world({ faults: { reset: 1 } });
     await expect(new GraphClient({ token: FIXTURES.token, baseUrl: w.url }).getWaba('1')).rejects.toMatchObject({ kind: 'network', transient: true });
