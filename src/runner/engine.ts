@@ -32,7 +32,7 @@ import { DEFAULT_POLICY, type ChecksOutput, type ConfirmOutput, type CheckName, 
 import { GraphClient, type CallSummary } from '../graph/client.js';
 import { buildActors, type Secrets, type StepDeps } from '../steps/index.js';
 import { SCHEMA_VERSION, type HistoryEntry, type MigrationDocument, type StateDocumentError } from '../store/document.js';
-import type { DocumentHandle, MigrationStore } from '../store/store.js';
+import { DuplicateMigrationError, type DocumentHandle, type MigrationStore } from '../store/store.js';
 import { InputError, parseCheckName, parseCode, parseCodeMethod, parseGraphId, parseLanguage, parseMigrationId, parsePhone, parsePin, parseVerifiedName } from './validate.js';
 import { getHistory, getView, listViews } from './read.js';
 import { toView, type MigrationView } from './view.js';
@@ -187,6 +187,9 @@ export class MigrationEngine {
     const input = buildInput(req, this.#operator);
     const pin = req.pin !== undefined ? parsePin(req.pin) : undefined;
     new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl }); // validates token and URL before anything is written
+    // A taken id is bad input: refuse it before the lock touches the directory (checked again
+    // under the lock by store.create, for a race with another process).
+    if (await this.store.exists(input.id)) throw new DuplicateMigrationError(input.id);
     const release = await this.store.lock(input.id);
     try {
       const now = new Date().toISOString();
@@ -215,16 +218,18 @@ export class MigrationEngine {
     const confirm = (req.confirm ?? []).map((c) => parseCheckName(c));
     const resendMethod = typeof req.resend === 'object' && req.resend.method ? parseCodeMethod(req.resend.method) : undefined;
     new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl });
-    await this.store.load(id); // unknown or damaged: fail before anything is created or locked
+    // Unknown, damaged, or asked something it cannot do: refuse before the lock touches anything.
+    const checkResend = (doc: MigrationDocument) => {
+      if (!req.resend) return;
+      if (doc.state !== 'awaiting_code') throw new WrongStateError(doc.state, `migration ${id} is in ${doc.state}: a code can be resent only while awaiting_code`);
+      const allowed = (doc.snapshot.context as MigrationContext).code?.resendAllowedAt ?? 0;
+      if (Date.now() < allowed) throw new ResendTooSoonError(new Date(allowed));
+    };
+    checkResend(await this.store.load(id));
     const release = await this.store.lock(id);
     try {
       const handle = await this.store.open(id);
-      const state = handle.data.state;
-      if (req.resend) {
-        if (state !== 'awaiting_code') throw new WrongStateError(state, `migration ${id} is in ${state}: a code can be resent only while awaiting_code`);
-        const allowed = (handle.data.snapshot.context as MigrationContext).code?.resendAllowedAt ?? 0;
-        if (Date.now() < allowed) throw new ResendTooSoonError(new Date(allowed));
-      }
+      checkResend(handle.data); // again, under the lock
       return await this.#drive(handle, true, {
         code,
         pin,
@@ -252,11 +257,14 @@ export class MigrationEngine {
 
   async cancel(id: string, reason?: string): Promise<MigrationView> {
     parseMigrationId(id);
-    await this.store.load(id);
+    const checkLive = (doc: MigrationDocument) => {
+      if (FINAL.has(doc.state)) throw new WrongStateError(doc.state, `migration ${id} is already ${doc.state}`);
+    };
+    checkLive(await this.store.load(id));
     const release = await this.store.lock(id);
     try {
       const handle = await this.store.open(id);
-      if (FINAL.has(handle.data.state)) throw new WrongStateError(handle.data.state, `migration ${id} is already ${handle.data.state}`);
+      checkLive(handle.data);
       return await this.#drive(handle, true, { cancel: reason ?? 'cancelled by operator' });
     } finally {
       await release();
