@@ -237,93 +237,92 @@ export class GraphClient {
       this.#onCall?.(summary);
     };
 
-    let status: number;
-    let headers: Record<string, string | string[] | undefined>;
-    let text: string;
+    // Every exit, success or error, reports the call exactly once.
     try {
-      const res = await request(url, {
-        method,
-        headers: {
-          authorization: `Bearer ${this.#token}`,
-          accept: 'application/json',
-          ...(body ? { 'content-type': 'application/json' } : {}),
-        },
-        body: body ? JSON.stringify(body) : undefined,
-        dispatcher: this.#dispatcher,
-        // An AbortSignal rather than undici's headersTimeout/bodyTimeout: those run on undici's
-        // coarse timer wheel (about a second) and would let a sub-second deadline slip.
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-      status = res.statusCode;
-      headers = res.headers;
-      summary.status = status;
-      text = await res.body.text();
-    } catch (cause) {
-      const timedOut = cause instanceof Error && (cause.name === 'TimeoutError' || cause.name === 'AbortError');
-      const err = fail(
-        {
-          kind: 'network',
-          message: timedOut
-            ? `${method} ${fullPath}: no answer within ${this.#timeoutMs} ms`
-            : `${method} ${fullPath}: ${cause instanceof Error ? cause.message : String(cause)}`,
-        },
-        cause,
-      );
-      finish();
-      throw err;
-    }
-
-    let json: unknown = undefined;
-    let jsonOk = false;
-    try {
-      json = JSON.parse(text);
-      jsonOk = true;
-    } catch {
-      // handled below: a non-JSON body is never a success
-    }
-
-    if (status < 200 || status >= 300) {
-      const parsed = jsonOk ? GraphErrorBody.safeParse(json) : undefined;
-      const retryAfterMs = parseRetryAfter(headers);
-      if (parsed?.success) {
-        const e = parsed.data.error;
-        const err = fail({
-          kind: 'graph',
-          message: e.message,
-          code: e.code,
-          subcode: e.error_subcode ?? null,
-          type: e.type ?? null,
-          fbtraceId: e.fbtrace_id ?? null,
-          isTransientFlag: e.is_transient ?? null,
-          userTitle: e.error_user_title ?? null,
-          userMessage: e.error_user_msg ?? null,
-          retryAfterMs,
+      let status: number;
+      let headers: Record<string, string | string[] | undefined>;
+      let text: string;
+      try {
+        const res = await request(url, {
+          method,
+          headers: {
+            authorization: `Bearer ${this.#token}`,
+            accept: 'application/json',
+            ...(body ? { 'content-type': 'application/json' } : {}),
+          },
+          body: body ? JSON.stringify(body) : undefined,
+          dispatcher: this.#dispatcher,
+          // An AbortSignal rather than undici's headersTimeout/bodyTimeout: those run on undici's
+          // coarse timer wheel (about a second) and would let a sub-second deadline slip.
+          signal: AbortSignal.timeout(this.#timeoutMs),
         });
-        finish();
+        status = res.statusCode;
+        headers = res.headers;
+        summary.status = status;
+        text = await res.body.text();
+      } catch (cause) {
+        const timedOut = cause instanceof Error && (cause.name === 'TimeoutError' || cause.name === 'AbortError');
+        const err = fail(
+          {
+            kind: 'network',
+            message: timedOut
+              ? `${method} ${fullPath}: no answer within ${this.#timeoutMs} ms`
+              : `${method} ${fullPath}: ${cause instanceof Error ? cause.message : String(cause)}`,
+          },
+          cause,
+        );
         throw err;
       }
-      const err = fail({ kind: 'graph', message: `HTTP ${status} without a Graph error body`, retryAfterMs });
-      finish();
-      throw err;
-    }
 
-    if (!jsonOk) {
-      const err = fail({ kind: 'bad_response', message: `${method} ${fullPath}: HTTP ${status} with a body that is not JSON` });
+      let json: unknown = undefined;
+      let jsonOk = false;
+      try {
+        json = JSON.parse(text);
+        jsonOk = true;
+      } catch {
+        // handled below: a non-JSON body is never a success
+      }
+
+      if (status < 200 || status >= 300) {
+        const parsed = jsonOk ? GraphErrorBody.safeParse(json) : undefined;
+        const retryAfterMs = parseRetryAfter(headers);
+        if (parsed?.success) {
+          const e = parsed.data.error;
+          const err = fail({
+            kind: 'graph',
+            message: e.message,
+            code: e.code,
+            subcode: e.error_subcode ?? null,
+            type: e.type ?? null,
+            fbtraceId: e.fbtrace_id ?? null,
+            isTransientFlag: e.is_transient ?? null,
+            userTitle: e.error_user_title ?? null,
+            userMessage: e.error_user_msg ?? null,
+            retryAfterMs,
+          });
+          throw err;
+        }
+        const err = fail({ kind: 'graph', message: `HTTP ${status} without a Graph error body`, retryAfterMs });
+        throw err;
+      }
+
+      if (!jsonOk) {
+        const err = fail({ kind: 'bad_response', message: `${method} ${fullPath}: HTTP ${status} with a body that is not JSON` });
+        throw err;
+      }
+      const parsed = schema.safeParse(json);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue?.path.length ? issue.path.join('.') : 'body';
+        const err = fail({
+          kind: 'bad_response',
+          message: `${method} ${fullPath}: HTTP ${status} but the answer is not a success (${where}: ${issue?.message ?? 'unexpected shape'})`,
+        });
+        throw err;
+      }
+      return parsed.data;
+    } finally {
       finish();
-      throw err;
     }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue?.path.length ? issue.path.join('.') : 'body';
-      const err = fail({
-        kind: 'bad_response',
-        message: `${method} ${fullPath}: HTTP ${status} but the answer is not a success (${where}: ${issue?.message ?? 'unexpected shape'})`,
-      });
-      finish();
-      throw err;
-    }
-    finish();
-    return parsed.data;
   }
 }

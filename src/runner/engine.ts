@@ -129,7 +129,6 @@ const INERT_MACHINE = migrationMachine.provide({
     confirm: inert<ConfirmOutput, ConfirmInput>(),
   },
 });
-const INERT_DEPS = null as unknown as StepDeps;
 
 const RESTING: ReadonlySet<StateName> = new Set(['blocked', 'awaiting_code', 'completed', 'cancelled', 'failed']);
 const FINAL: ReadonlySet<StateName> = new Set(['completed', 'cancelled']);
@@ -308,21 +307,21 @@ export class MigrationEngine {
     const pendingEntries: { from: StateName | null; to: StateName; entry: HistoryEntry }[] = [];
     let persistError: unknown = null;
 
-    const client = new GraphClient({
-      token: cmd.cancel ? 'cancel-makes-no-calls' : (this.#opts.token ?? ''),
-      baseUrl: this.#opts.graphUrl,
-      apiVersion: this.#opts.apiVersion,
-      dispatcher: this.#opts.dispatcher,
-      timeoutMs: this.#opts.timeoutMs,
-      onCall: (c) => {
-        pendingCalls.push(c);
-        this.#opts.onCall?.(c);
-      },
-    });
-    const deps: StepDeps = cmd.cancel
-      ? INERT_DEPS
+    // A cancel makes no Graph call: it gets the inert machine and no client at all.
+    const deps: StepDeps | null = cmd.cancel
+      ? null
       : {
-          client,
+          client: new GraphClient({
+            token: this.#opts.token ?? '',
+            baseUrl: this.#opts.graphUrl,
+            apiVersion: this.#opts.apiVersion,
+            dispatcher: this.#opts.dispatcher,
+            timeoutMs: this.#opts.timeoutMs,
+            onCall: (c) => {
+              pendingCalls.push(c);
+              this.#opts.onCall?.(c);
+            },
+          }),
           secrets,
           durable: async () => {
             // Let the transition that recorded the intent reach the persist queue, then wait for it.
@@ -404,7 +403,7 @@ export class MigrationEngine {
     actor = restored
       ? createActor(machine, { snapshot: doc.snapshot as never, input: doc.input, inspect })
       : createActor(machine, { input: doc.input, inspect });
-    DEPS_BY_SYSTEM.set(actor.system, deps);
+    if (deps) DEPS_BY_SYSTEM.set(actor.system, deps);
 
     let timer: NodeJS.Timeout | null = null;
     // An operator's resume retries a migration that *starts* blocked or failed; one that fails

@@ -542,7 +542,6 @@ export class GraphSandbox {
     const national = String(p.phone_number ?? '');
     if (!/^\d{1,3}$/.test(cc)) throw new HttpError(400, { message: '(#100) Param cc must be a valid country calling code', type: 'OAuthException', code: 100 });
     if (!/^\d{4,14}$/.test(national)) throw new HttpError(400, { message: '(#100) Param phone_number must be a valid phone number', type: 'OAuthException', code: 100 });
-    const migrate = p.migrate_phone_number === true || p.migrate_phone_number === 'true';
     if (p.verified_name !== undefined && (typeof p.verified_name !== 'string' || p.verified_name.length < 2))
       throw new HttpError(400, { message: '(#100) Param verified_name must be 2 to 75 characters', type: 'OAuthException', code: 100 });
     const dup = [...this.numbers.values()].find((n) => n.wabaId === wabaId && n.cc + n.national === cc + national);
@@ -553,7 +552,7 @@ export class GraphSandbox {
         code: 100,
         error_user_msg: 'This phone number is already added to the account.',
       });
-    const rec = this.#addNumber(wabaId, cc, national, migrate ? 'PENDING' : 'PENDING', 'UNVERIFIED', typeof p.verified_name === 'string' ? p.verified_name : 'Jasper’s Market');
+    const rec = this.#addNumber(wabaId, cc, national, 'PENDING', 'UNVERIFIED', typeof p.verified_name === 'string' ? p.verified_name : 'Jasper’s Market');
     this.created.set(cc + national, (this.created.get(cc + national) ?? 0) + 1);
     return { id: rec.id };
   }
