@@ -18,6 +18,7 @@ import {
   type ChecksOutput,
   type CheckName,
   type CheckResult,
+  type CarryLine,
   type CodeMethod,
   type Confirmation,
   type ConfirmOutput,
@@ -26,9 +27,13 @@ import {
   type Intent,
   META,
   type MigrationInput,
+  type NumberLedger,
   type PostStep,
+  REGISTER_BLOCK_MS,
+  registerBlockedUntil,
   registerCallsInWindow,
   remedyFor,
+  type SnapshotOutput,
   type Step,
   toFailure,
 } from './types.js';
@@ -48,6 +53,10 @@ export const STATE_NAMES = [
   'waiting_retry',
   'failed',
   'cancelled',
+  // On-Premises → Cloud API (issue 12)
+  'snapshotting',
+  'backing_up',
+  'carrying_settings',
 ] as const;
 export type StateName = (typeof STATE_NAMES)[number];
 
@@ -59,6 +68,9 @@ export interface CodeRequest {
   staleAt: number;
   /** How many request_code calls succeeded for this migration. */
   requests: number;
+  /** The request's answer was lost (timeout, reset): a code may or may not be on its way.
+   *  Never re-sent on our own (a resend invalidates a code the person may be reading). */
+  uncertain?: boolean;
 }
 
 export interface MigrationContext {
@@ -67,6 +79,8 @@ export interface MigrationContext {
   checks: CheckResult[];
   confirmations: Confirmation[];
   existing: ExistingNumber | null;
+  /** The number's id in the source WABA, seen by the checks before it moved (null if never seen). */
+  sourcePhoneNumberId?: string | null;
   phoneNumberId: string | null;
   /** True when the number was already in the destination WABA and its id was adopted. */
   adopted: boolean;
@@ -78,6 +92,10 @@ export interface MigrationContext {
   /** Times (ms) at which a register call was (or may have been) sent. */
   registerCalls: number[];
   registerOverride: { by: string; at: string } | null;
+  /** Meta's 133016 block on this number: no register call before this time (ms). */
+  registerBlockedUntil?: number | null;
+  /** Other migrations' register calls and blocks on the same number (runner-supplied). */
+  numberLedger?: NumberLedger | null;
   hold: 'pin' | 'register_limit' | null;
   intent: Intent | null;
   seq: number;
@@ -86,6 +104,10 @@ export interface MigrationContext {
   retry: { step: Step; retryAt: number; error: FailureInfo } | null;
   failure: (FailureInfo & { step: Step; remedy: string }) | null;
   result: ConfirmOutput | null;
+  /** On-Premises path: the client's application settings, secrets redacted (absent before issue 12). */
+  onpremSettings?: Record<string, unknown> | null;
+  /** On-Premises path: one line per setting, its Cloud equivalent and whether it was applied. */
+  carryOver?: CarryLine[] | null;
 }
 
 export type MigrationEvent =
@@ -95,11 +117,21 @@ export type MigrationEvent =
   | { type: 'PIN_PROVIDED' }
   | { type: 'OVERRIDE_REGISTER_LIMIT'; by: string; at?: string }
   | { type: 'RETRY' }
-  | { type: 'CANCEL'; by?: string; reason?: string };
+  | { type: 'CANCEL'; by?: string; reason?: string }
+  | { type: 'NUMBER_LEDGER'; ledger: NumberLedger };
 
 export interface StepInput {
   phoneNumberId: string;
   intent: Intent;
+  /** register only: the On-Premises path (register with the client's backup). */
+  onprem?: boolean;
+}
+export interface OnPremStepInput {
+  input: MigrationInput;
+  phoneNumberId: string;
+}
+export interface CarryInput extends OnPremStepInput {
+  carryOver: CarryLine[];
 }
 export interface CreateInput {
   input: MigrationInput;
@@ -124,6 +156,8 @@ export interface CreateOutput {
 export interface RequestCodeOutput {
   at: number;
   alreadyVerified: boolean;
+  /** The answer was lost or the request may have been in flight when a process died. */
+  uncertain?: boolean;
 }
 export interface AckOutput {
   /** True when reconciliation showed the effect had already happened and nothing was sent. */
@@ -147,6 +181,16 @@ export function applyConfirmations(checks: CheckResult[], confirmations: Confirm
   });
 }
 
+const isOnprem = (ctx: MigrationContext) => ctx.input.from === 'onprem';
+const onCloud = (ctx: MigrationContext) => ctx.existing?.platformType?.toUpperCase() === 'CLOUD_API';
+/** The On-Premises settings `--carry-settings` applies (whatsapp_business_api_data). */
+export const API_DATA_SETTINGS = ['show_security_notifications', 'notify_user_change_number'] as const;
+/** The operator asked to carry the webhook (or the settings) and it is not applied yet. */
+const carryPending = (ctx: MigrationContext) =>
+  isOnprem(ctx) &&
+  ((!!ctx.input.carryWebhook && !(ctx.carryOver ?? []).some((l) => l.setting === 'webhooks.url' && l.applied)) ||
+    (!!ctx.input.carrySettings && (ctx.carryOver ?? []).some((l) => (API_DATA_SETTINGS as readonly string[]).includes(l.setting) && !l.applied)));
+
 const failureOf = (event: { error?: unknown }) => toFailure(event.error);
 const isKind = (event: { error?: unknown }, kind: FailureInfo['kind'], field?: string) => {
   const f = failureOf(event);
@@ -166,12 +210,21 @@ export const migrationMachine = setup({
     verifyCode: missing<AckOutput, StepInput>('verifyCode'),
     register: missing<AckOutput, StepInput>('register'),
     confirm: missing<ConfirmOutput, ConfirmInput>('confirm'),
+    snapshot: missing<SnapshotOutput, OnPremStepInput>('snapshot'),
+    backup: missing<AckOutput, OnPremStepInput>('backup'),
+    carrySettings: missing<{ carryOver: CarryLine[] }, CarryInput>('carrySettings'),
   },
   guards: {
     prerequisitesMissing: ({ context }) => context.checks.some((c) => c.status !== 'pass'),
     numberConnected: ({ context }) => context.existing?.status?.toUpperCase() === 'CONNECTED',
     numberVerified: ({ context }) => context.existing?.codeVerificationStatus?.toUpperCase() === 'VERIFIED',
     numberInDestination: ({ context }) => context.existing !== null,
+    // On-Premises path (issue 12)
+    onPremOnCloudCarry: ({ context }) => isOnprem(context) && onCloud(context) && carryPending(context),
+    onPremOnCloud: ({ context }) => isOnprem(context) && onCloud(context),
+    onPremSnapshotTaken: ({ context }) => isOnprem(context) && !!context.onpremSettings,
+    fromOnPrem: ({ context }) => isOnprem(context),
+    carryPending: ({ context }) => carryPending(context),
     needsCode: ({ event }) => isKind(event as { error?: unknown }, 'needs_input', 'code'),
     needsPin: ({ event }) => isKind(event as { error?: unknown }, 'needs_input', 'pin'),
     alreadyVerified: ({ event }) => failureOf(event as { error?: unknown }).code === META.ALREADY_VERIFIED,
@@ -183,6 +236,11 @@ export const migrationMachine = setup({
     },
     canResend: ({ context }) => context.code === null || Date.now() >= context.code.resendAllowedAt,
     registerExhausted: ({ context }) => registerCallsInWindow(context) >= context.input.policy.registerLimit,
+    registerBlocked: ({ context }) => {
+      const until = registerBlockedUntil(context);
+      return until !== null && Date.now() < until;
+    },
+    registerLimitHit: ({ event }) => failureOf(event as { error?: unknown }).code === META.REGISTER_LIMIT,
     registerReserveReached: ({ context }) =>
       context.registerOverride === null &&
       registerCallsInWindow(context) >= context.input.policy.registerLimit - context.input.policy.registerReserve,
@@ -232,6 +290,7 @@ export const migrationMachine = setup({
     checks: [],
     confirmations: [...input.confirmations],
     existing: null,
+    sourcePhoneNumberId: null,
     phoneNumberId: null,
     adopted: false,
     codeMethod: input.codeMethod,
@@ -240,6 +299,8 @@ export const migrationMachine = setup({
     codeAttempts: 0,
     registerCalls: [],
     registerOverride: null,
+    registerBlockedUntil: null,
+    numberLedger: null,
     hold: null,
     intent: null,
     seq: 0,
@@ -247,10 +308,13 @@ export const migrationMachine = setup({
     retry: null,
     failure: null,
     result: null,
+    onpremSettings: null,
+    carryOver: null,
   }),
   on: {
     CANCEL: '.cancelled',
     CONFIRM_CHECK: { actions: 'recordConfirmation' },
+    NUMBER_LEDGER: { actions: assign(({ event }) => ({ numberLedger: event.ledger })) },
   },
   states: {
     checking: {
@@ -261,10 +325,12 @@ export const migrationMachine = setup({
         onDone: {
           target: 'route',
           actions: [
-            assign(({ event }) => ({
+            assign(({ context, event }) => ({
               checks: event.output.checks,
               businessId: event.output.businessId,
               existing: event.output.existing,
+              // Once the number has moved it is no longer listed in the source: keep what was seen.
+              sourcePhoneNumberId: event.output.sourcePhoneNumberId ?? context.sourcePhoneNumberId ?? null,
             })),
             { type: 'stepSucceeded', params: { step: 'checking' } },
           ],
@@ -280,6 +346,24 @@ export const migrationMachine = setup({
     route: {
       always: [
         { guard: 'prerequisitesMissing', target: 'blocked' },
+        // On-Premises → Cloud API: the number stays where it is; no create, request_code or verify_code.
+        {
+          guard: 'onPremOnCloudCarry',
+          target: 'carrying_settings',
+          actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id, adopted: true })),
+        },
+        {
+          guard: 'onPremOnCloud',
+          target: 'confirming',
+          actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id, adopted: true })),
+        },
+        {
+          // A snapshot taken before (e.g. before a failed register) is kept: the client may be down now.
+          guard: 'onPremSnapshotTaken',
+          target: 'backing_up',
+          actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id })),
+        },
+        { guard: 'fromOnPrem', target: 'snapshotting', actions: assign(({ context }) => ({ phoneNumberId: context.existing!.id })) },
         {
           guard: 'numberConnected',
           target: 'confirming',
@@ -300,6 +384,53 @@ export const migrationMachine = setup({
     },
     blocked: {
       on: { RETRY: 'checking' },
+    },
+    snapshotting: {
+      invoke: {
+        id: 'snapshot',
+        src: 'snapshot',
+        input: ({ context }) => ({ input: context.input, phoneNumberId: context.phoneNumberId! }),
+        onDone: {
+          target: 'backing_up',
+          actions: [
+            assign(({ event }) => ({ onpremSettings: event.output.settings, carryOver: event.output.carryOver })),
+            { type: 'stepSucceeded', params: { step: 'snapshotting' } },
+          ],
+        },
+        onError: [
+          { guard: { type: 'retryable', params: { step: 'snapshotting' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'snapshotting' } } },
+          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'snapshotting' } } },
+        ],
+      },
+    },
+    /** The backup is kept in the runner's memory only (never in the snapshot); register fetches
+     *  a new one itself when a resumed run has none. */
+    backing_up: {
+      invoke: {
+        id: 'backup',
+        src: 'backup',
+        input: ({ context }) => ({ input: context.input, phoneNumberId: context.phoneNumberId! }),
+        onDone: { target: 'registering', actions: { type: 'stepSucceeded', params: { step: 'backing_up' } } },
+        onError: [
+          { guard: { type: 'retryable', params: { step: 'backing_up' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'backing_up' } } },
+          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'backing_up' } } },
+        ],
+      },
+    },
+    carrying_settings: {
+      invoke: {
+        id: 'carrySettings',
+        src: 'carrySettings',
+        input: ({ context }) => ({ input: context.input, phoneNumberId: context.phoneNumberId!, carryOver: context.carryOver ?? [] }),
+        onDone: {
+          target: 'confirming',
+          actions: [assign(({ event }) => ({ carryOver: event.output.carryOver })), { type: 'stepSucceeded', params: { step: 'carrying_settings' } }],
+        },
+        onError: [
+          { guard: { type: 'retryable', params: { step: 'carrying_settings' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'carrying_settings' } } },
+          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'carrying_settings' } } },
+        ],
+      },
     },
     creating: {
       entry: { type: 'recordIntent', params: { step: 'creating' } },
@@ -348,7 +479,10 @@ export const migrationMachine = setup({
                   resendAllowedAt: event.output.at + context.input.policy.resendCooldownMs,
                   staleAt: event.output.at + context.input.policy.codeTtlMs,
                   requests: (context.code?.requests ?? 0) + 1,
+                  ...(event.output.uncertain ? { uncertain: true } : {}),
                 },
+                // A new code (or the chance of one) restarts the wrong-attempt count.
+                codeAttempts: 0,
               })),
               'clearIntent',
               { type: 'stepSucceeded', params: { step: 'requesting_code' } },
@@ -414,6 +548,27 @@ export const migrationMachine = setup({
         gate: {
           always: [
             {
+              // Meta's 133016 block: nothing is sent until it has passed, override or not.
+              guard: 'registerBlocked',
+              target: '#migration.failed',
+              actions: assign(({ context }) => ({
+                failure: {
+                  kind: 'internal' as const,
+                  message: `Meta blocked register calls for ${context.input.phone} until ${new Date(registerBlockedUntil(context)!).toISOString()} (code 133016: more than 10 register calls in 72 h)`,
+                  transient: false,
+                  httpStatus: null,
+                  code: META.REGISTER_LIMIT,
+                  subcode: null,
+                  fbtraceId: null,
+                  retryAfterMs: null,
+                  at: Date.now(),
+                  jitter: 0,
+                  step: 'registering' as const,
+                  remedy: `Wait until ${new Date(registerBlockedUntil(context)!).toISOString()}, then \`waba-migrate resume ${context.input.id}\`; no register call is spent before then, even with --override-register-limit.`,
+                },
+              })),
+            },
+            {
               guard: 'registerExhausted',
               target: '#migration.failed',
               actions: assign(({ context }) => ({
@@ -447,11 +602,18 @@ export const migrationMachine = setup({
           invoke: {
             id: 'register',
             src: 'register',
-            input: ({ context }) => ({ phoneNumberId: context.phoneNumberId!, intent: context.intent! }),
-            onDone: {
-              target: '#migration.confirming',
-              actions: ['clearIntent', { type: 'stepSucceeded', params: { step: 'registering' } }],
-            },
+            input: ({ context }) => ({ phoneNumberId: context.phoneNumberId!, intent: context.intent!, ...(isOnprem(context) ? { onprem: true } : {}) }),
+            onDone: [
+              {
+                guard: 'carryPending',
+                target: '#migration.carrying_settings',
+                actions: ['clearIntent', { type: 'stepSucceeded', params: { step: 'registering' } }],
+              },
+              {
+                target: '#migration.confirming',
+                actions: ['clearIntent', { type: 'stepSucceeded', params: { step: 'registering' } }],
+              },
+            ],
             onError: [
               {
                 // Nothing was sent: give the allowance back and wait for the PIN.
@@ -460,6 +622,15 @@ export const migrationMachine = setup({
                 actions: [
                   assign(({ context }) => ({ hold: 'pin' as const, registerCalls: context.registerCalls.slice(0, -1) })),
                   'clearIntent',
+                ],
+              },
+              {
+                // 133016: the number is blocked for 72 h; record it so no later run spends a call.
+                guard: 'registerLimitHit',
+                target: '#migration.failed',
+                actions: [
+                  assign(({ event }) => ({ registerBlockedUntil: (failureOf(event as { error?: unknown }).at || Date.now()) + REGISTER_BLOCK_MS })),
+                  { type: 'recordFailure', params: { step: 'registering' } },
                 ],
               },
               {
@@ -505,6 +676,9 @@ export const migrationMachine = setup({
           { guard: { type: 'retryStepIs', params: { step: 'requesting_code' } }, target: 'requesting_code' },
           { guard: { type: 'retryStepIs', params: { step: 'verifying_code' } }, target: 'verifying_code' },
           { guard: { type: 'retryStepIs', params: { step: 'registering' } }, target: 'registering' },
+          { guard: { type: 'retryStepIs', params: { step: 'snapshotting' } }, target: 'snapshotting' },
+          { guard: { type: 'retryStepIs', params: { step: 'backing_up' } }, target: 'backing_up' },
+          { guard: { type: 'retryStepIs', params: { step: 'carrying_settings' } }, target: 'carrying_settings' },
           { target: 'confirming' },
         ],
       },

@@ -3,7 +3,17 @@
  * Nothing here does IO; everything here survives JSON round-trips (it lives in the snapshot).
  */
 
-export const CHECK_NAMES = ['same_business', 'business_verified', 'wabas_approved', 'payment_method', 'two_step_disabled'] as const;
+export const CHECK_NAMES = [
+  'same_business',
+  'business_verified',
+  'wabas_approved',
+  'payment_method',
+  'two_step_disabled',
+  // On-Premises → Cloud API (issue 12)
+  'number_on_premise',
+  'app_subscribed',
+  'pin_known',
+] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 
 export type CheckStatus = 'pass' | 'fail' | 'unknown';
@@ -28,7 +38,7 @@ export interface Confirmation {
 export type CodeMethod = 'SMS' | 'VOICE';
 
 /** The steps that talk to Meta; `waiting_retry` returns to one of these. */
-export const STEPS = ['checking', 'creating', 'requesting_code', 'verifying_code', 'registering', 'confirming'] as const;
+export const STEPS = ['checking', 'creating', 'requesting_code', 'verifying_code', 'registering', 'confirming', 'snapshotting', 'backing_up', 'carrying_settings'] as const;
 export type Step = (typeof STEPS)[number];
 /** Steps whose request changes Meta's state; each records an intent before it is sent. */
 export type PostStep = 'creating' | 'requesting_code' | 'verifying_code' | 'registering';
@@ -80,11 +90,22 @@ export interface MigrationInput {
   policy: Policy;
   /** Confirmations given when the migration was started. */
   confirmations: Confirmation[];
+  /** Where the number comes from: another WABA (absent: documents from before issue 12) or an
+   *  On-Premises API client (the number stays in `destWabaId`, which equals `sourceWabaId`). */
+  from?: 'waba' | 'onprem';
+  /** The On-Premises client's base URL (https, or http on loopback). */
+  onpremUrl?: string | null;
+  /** Set the Cloud webhook override for the number: the operator's URL (redacted when stored if
+   *  it has query values), or null for the On-Premises `webhooks.url`. Absent: not asked. */
+  carryWebhook?: { url: string | null } | null;
+  /** Apply the On-Premises `show_security_notifications` and `notify_user_change_number` to the
+   *  number (`POST /{phone-number-id}` whatsapp_business_api_data). Absent/false: not asked. */
+  carrySettings?: boolean;
 }
 
 /** A failure as the machine keeps it: a plain object, no class, no stack. */
 export interface FailureInfo {
-  kind: 'graph' | 'network' | 'bad_response' | 'needs_input' | 'internal';
+  kind: 'graph' | 'network' | 'tls' | 'bad_response' | 'needs_input' | 'internal';
   message: string;
   transient: boolean;
   httpStatus: number | null;
@@ -113,12 +134,19 @@ export interface ExistingNumber {
   id: string;
   status: string | null;
   codeVerificationStatus: string | null;
+  /** ON_PREMISE, CLOUD_API, NOT_APPLICABLE (read on the On-Premises path only). */
+  platformType?: string | null;
 }
 
 export interface ChecksOutput {
   businessId: string | null;
   checks: CheckResult[];
   existing: ExistingNumber | null;
+  /** The number's phone_number_id in the source WABA, when it is listed there: the id every
+   *  integration used before the migration (the destination gives it a new one). */
+  sourcePhoneNumberId?: string | null;
+  /** What the source WABA says of the number (shown by `check`; `found: null` when it could not be listed). */
+  sourceNumber?: { found: boolean | null; id?: string; status?: string | null; nameStatus?: string | null; codeVerificationStatus?: string | null; platform?: string | null; error?: string };
 }
 
 export interface ConfirmOutput {
@@ -136,7 +164,7 @@ export function toFailure(err: unknown): FailureInfo {
   const e = (err ?? {}) as Record<string, unknown>;
   const num = (v: unknown) => (typeof v === 'number' ? v : null);
   const str = (v: unknown) => (typeof v === 'string' ? v : null);
-  const kind = (['graph', 'network', 'bad_response', 'needs_input'] as const).find((k) => k === e.kind) ?? 'internal';
+  const kind = (['graph', 'network', 'tls', 'bad_response', 'needs_input'] as const).find((k) => k === e.kind) ?? 'internal';
   const field = e.field === 'code' || e.field === 'pin' ? e.field : undefined;
   return {
     kind,
@@ -170,12 +198,20 @@ export const META = {
   REGISTER_LIMIT: 133016,
   /** invalid or expired access token */
   BAD_TOKEN: 190,
+  /** register: the PIN is not the number's two-step verification PIN */
+  PIN_MISMATCH: 133005,
 } as const;
 
 /** A sentence a person can act on, for a permanent failure. */
 export function remedyFor(step: Step, f: FailureInfo): string {
+  if (f.kind === 'tls')
+    return "The TLS certificate of the Graph URL could not be verified (self-signed, expired, or for another host), so nothing was sent. Check --graph-url / WABA_GRAPH_URL and any proxy that intercepts TLS, then resume.";
   if (f.code === META.REGISTER_LIMIT)
     return 'Meta blocked registration for this number for 72 hours after too many register calls. Wait 72 h from the last attempt, then `waba-migrate resume` (the PIN is asked again).';
+  if ((step === 'snapshotting' || step === 'backing_up') && !f.transient)
+    return 'The On-Premises client did not do what was asked (see the message). Check that it runs and is reachable at the --onprem-url given, that WABA_ONPREM_USER + WABA_ONPREM_PASSWORD (or WABA_ONPREM_TOKEN) and WABA_BACKUP_PASSWORD are right, and restart a client that an earlier register left disconnected; then `waba-migrate resume`.';
+  if (f.code === META.PIN_MISMATCH)
+    return 'The PIN is not this number’s two-step verification PIN (133005). The On-Premises client is now disconnected and down: messages stop until the number is registered. Find the right PIN (or reset two-step verification in WhatsApp Manager > Phone numbers > Two-step verification), then `WABA_REGISTER_PIN=<pin> waba-migrate resume` (a new backup is needed: restart the On-Premises client so it can make one, or register it again on the On-Premises side to restore service).';
   if (f.code === META.BAD_TOKEN)
     return 'The access token is invalid or expired. Create a new system-user token with whatsapp_business_management and whatsapp_business_messaging, then resume.';
   if (f.code === 10 || (f.code !== null && f.code >= 200 && f.code <= 299))
@@ -192,6 +228,44 @@ export function remedyFor(step: Step, f: FailureInfo): string {
 const REGISTER_WINDOW_MS = 72 * 3600_000;
 
 /** Register calls made in Meta's 72-hour window. */
-export function registerCallsInWindow(ctx: { registerCalls: number[] }, now = Date.now()): number {
-  return ctx.registerCalls.filter((t) => now - t < REGISTER_WINDOW_MS).length;
+export function registerCallsInWindow(ctx: { registerCalls: number[]; numberLedger?: NumberLedger | null }, now = Date.now()): number {
+  const others = ctx.numberLedger?.registerCalls ?? [];
+  return [...ctx.registerCalls, ...others].filter((t) => now - t < REGISTER_WINDOW_MS).length;
+}
+
+export const REGISTER_BLOCK_MS = REGISTER_WINDOW_MS;
+
+/**
+ * What other migrations of the same phone number spent of Meta's register allowance, and any
+ * 133016 block they hit: Meta counts per number, so the machine must too. The runner supplies it
+ * (under the per-number lock) with the `NUMBER_LEDGER` event.
+ */
+export interface NumberLedger {
+  registerCalls: number[];
+  blockedUntil: number | null;
+}
+
+/** When Meta's 72 h register block (133016) on this number ends, or null. */
+export function registerBlockedUntil(ctx: { registerBlockedUntil?: number | null; numberLedger?: NumberLedger | null }): number | null {
+  const own = ctx.registerBlockedUntil ?? null;
+  const other = ctx.numberLedger?.blockedUntil ?? null;
+  if (own === null) return other;
+  if (other === null) return own;
+  return Math.max(own, other);
+}
+
+/** One line of the On-Premises settings carry-over report (issue 12). */
+export interface CarryLine {
+  setting: string;
+  /** The On-Premises value, secrets redacted, as JSON text. */
+  value: string;
+  /** The Cloud API equivalent, or "none: <why>". */
+  cloud: string;
+  applied: boolean;
+}
+
+export interface SnapshotOutput {
+  /** The On-Premises application settings, secrets redacted. */
+  settings: Record<string, unknown>;
+  carryOver: CarryLine[];
 }

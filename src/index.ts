@@ -13,3 +13,9 @@ export { GraphApiError, TRANSIENT_CODES, classifyTransient } from './graph/error
 export { migrationMachine, STATE_NAMES, stateName, type StateName, type MigrationContext, type MigrationEvent } from '../machines/migration.js';
 export { CHECK_NAMES, DEFAULT_POLICY, type CheckName, type CheckResult, type Policy, type MigrationInput } from '../machines/types.js';
 export { GraphSandbox, FIXTURES, SCENARIOS } from './sandbox/index.js';
+export { notifyOptions, deliverPending, deliverOne, deliverOutbox, backoffDelayMs, endpointKey, displayEndpoint, NOTIFY_DEFAULTS, type NotifyOptions, type DeliverySummary } from './notify/deliver.js';
+export { addBatchCompleted, countStates, MIGRATION_EVENTS, BATCH_EVENTS, PAYLOAD_VERSION, type EventType, type BatchCounts, type NotificationSummary } from './notify/events.js';
+export type { OutboxEntry, EventPayload } from './store/document.js';
+export { RateBudget, ThrottledError, THROTTLE_CODES, type RateBudgetOptions, type WabaBudgetView, type ThrottleEvent } from './graph/rate-budget.js';
+export { BatchRunner, Worker, BatchInputError, type BatchEvent, type BatchRunnerOptions, type BatchSummary, type BatchRowStatus, type CodeRowResult, type WorkerOptions, type WorkerEvent, type WorkerReport } from './batch/index.js';
+export { runGroupChecks, type GroupChecks, type GroupCheckResult } from './steps/checks.js';

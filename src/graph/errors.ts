@@ -25,6 +25,8 @@ export type GraphErrorKind =
   | 'graph'
   /** The connection failed, was reset, or no answer came before the timeout. */
   | 'network'
+  /** The server's TLS certificate was refused: permanent, and nothing was sent. */
+  | 'tls'
   /** A 2xx whose body is not JSON or not the expected shape, or `success: false`. */
   | 'bad_response';
 

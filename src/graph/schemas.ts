@@ -41,6 +41,9 @@ export const PhoneNumber = z.looseObject({
   status: z.string().optional(),
   code_verification_status: z.string().optional(),
   quality_rating: z.string().optional(),
+  platform_type: z.string().optional(),
+  /** The spec's name for platform_type (same values); read when Meta answers with it. */
+  host_platform: z.string().optional(),
 });
 export type PhoneNumber = z.infer<typeof PhoneNumber>;
 
@@ -69,3 +72,10 @@ export type BusinessInfo = z.infer<typeof BusinessInfo>;
 
 /** `SubscribedAppsResponse`: entries may be `{id,name}` or `{whatsapp_business_api_data:{...}}`. */
 export const SubscribedAppsPage = z.looseObject({ data: z.array(z.looseObject({})), paging: CursorPaging.optional() });
+
+/** `GET /{phone-number-id}?fields=webhook_configuration`: the URL in force at each level. */
+export const WebhookConfigurationView = z.looseObject({
+  webhook_configuration: z.looseObject({ phone_number: z.string().optional(), whatsapp_business_account: z.string().optional(), application: z.string().optional() }).optional(),
+});
+export const PermissionsPage = z.looseObject({ data: z.array(z.looseObject({ permission: z.string(), status: z.string() })) });
+export type PermissionsPage = z.infer<typeof PermissionsPage>;

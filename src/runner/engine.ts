@@ -28,13 +28,19 @@ import {
   type StateName,
   type StepInput,
 } from '../../machines/migration.js';
-import { DEFAULT_POLICY, type ChecksOutput, type ConfirmOutput, type CheckName, type CodeMethod, type Intent, type MigrationInput, type Policy } from '../../machines/types.js';
-import { GraphClient, type CallSummary } from '../graph/client.js';
+import { DEFAULT_POLICY, type FailureInfo, type NumberLedger, type ChecksOutput, type ConfirmOutput, type CheckName, type CodeMethod, type Intent, type MigrationInput, type Policy } from '../../machines/types.js';
+import { GraphClient, type CallSummary, type GraphClientOptions } from '../graph/client.js';
+import { RateBudget, throttleMessage } from '../graph/rate-budget.js';
+import type { GroupChecks } from '../steps/checks.js';
 import { buildActors, type Secrets, type StepDeps } from '../steps/index.js';
+import { OnPremClient, assertSafeOnPremUrl } from '../onprem/client.js';
+import { redactUrl } from '../onprem/settings.js';
 import { SCHEMA_VERSION, type HistoryEntry, type MigrationDocument, type StateDocumentError } from '../store/document.js';
-import { DuplicateMigrationError, type DocumentHandle, type MigrationStore } from '../store/store.js';
+import { DuplicateMigrationError, UNFINISHED, type DocumentHandle, type Lease, type MigrationStore } from '../store/store.js';
 import { InputError, parseCheckName, parseCode, parseCodeMethod, parseGraphId, parseLanguage, parseMigrationId, parsePhone, parsePin, parseVerifiedName } from './validate.js';
 import { getHistory, getView, listViews } from './read.js';
+import { addTransitionEvents } from '../notify/events.js';
+import { RunNotifier, type NotifyOptions } from '../notify/deliver.js';
 import { toView, type MigrationView } from './view.js';
 
 export interface EngineOptions {
@@ -54,6 +60,74 @@ export interface EngineOptions {
   onTransition?: (t: TransitionInfo) => void;
   /** Called after each Graph call. */
   onCall?: (c: CallSummary) => void;
+  /** Called when this run waits in-process before its next request (a retry backoff within
+   *  `maxWaitMs`, a pause Meta's rate limit asked for): whose, until when, and why. */
+  onWait?: (w: WaitInfo) => void;
+  /**
+   * Stops a run before its next request (Ctrl-C, a worker shutting down): the machine is stopped
+   * where it stands, what was written stays valid, and `start`/`resume` reject with
+   * {@link RunInterruptedError} carrying the view. A request in flight is abandoned; its intent is
+   * on disk, so the next run reconciles it with Meta before sending anything again.
+   */
+  signal?: AbortSignal;
+  /** Signed progress notifications (src/notify/): events are queued with each transition and
+   *  this run tries to deliver them at once. A migration that has an outbox keeps queueing
+   *  events even in runs without this option; a later `notify deliver` sends them. */
+  notify?: NotifyOptions;
+  /** On-Premises path (issue 12): its secrets, kept in memory only. */
+  onprem?: OnPremSecrets;
+  /** Meta's per-WABA rate limits: share one budget between every engine of a process. Default: one per engine. */
+  rateBudget?: RateBudget;
+}
+
+/** Secrets of the On-Premises path: from env, files or a prompt, never flags, never stored. */
+export interface OnPremSecrets {
+  user?: string;
+  password?: string;
+  token?: string;
+  backupPassword?: string;
+  webhookVerifyToken?: string;
+  /** The full webhook URL to carry (it may hold a shared secret in its query). */
+  webhookUrl?: string;
+}
+
+export class RunInterruptedError extends Error {
+  override readonly name = 'RunInterruptedError';
+  constructor(
+    readonly view: MigrationView,
+    readonly reason: unknown,
+  ) {
+    super(`stopped in ${view.state} before the next request; the state is saved: waba-migrate resume ${view.id}`);
+  }
+}
+
+/** Another unfinished migration of the same number exists: two must never both run. */
+export class NumberBusyError extends Error {
+  override readonly name = 'NumberBusyError';
+  constructor(
+    readonly phone: string,
+    readonly otherId: string,
+    readonly otherState: StateName,
+  ) {
+    super(
+      `phone: ${phone} already has an unfinished migration "${otherId}" (${otherState}); one number is migrated by one migration at a time. Continue it with \`waba-migrate resume ${otherId}\`, or cancel it first with \`waba-migrate cancel ${otherId}\``,
+    );
+    this.field = 'phone';
+  }
+  readonly field: string;
+}
+
+/** An in-process wait (see {@link EngineOptions.onWait}). */
+export interface WaitInfo {
+  id: string;
+  /** `retry`: a backoff in waiting_retry before `step` runs again; `rate_limit`: a call of `step`
+   *  waits for the pause Meta's rate limit asked for (X-Business-Use-Case-Usage, Retry-After). */
+  kind: 'retry' | 'rate_limit';
+  step: string;
+  /** Epoch ms. */
+  until: number;
+  /** Why: the temporary failure (Meta's HTTP status, code and words) or the rate limit. */
+  error: Pick<FailureInfo, 'kind' | 'message' | 'httpStatus' | 'code'>;
 }
 
 export interface TransitionInfo {
@@ -78,6 +152,20 @@ export interface StartRequest {
   policy?: Partial<Policy>;
   /** Held in memory for this run only. */
   pin?: string;
+  /** Issue 12: 'onprem' moves a number off an On-Premises client; `waba` is then its WABA (the
+   *  source and destination WABA ids may be left out). */
+  from?: 'waba' | 'onprem';
+  waba?: string;
+  onpremUrl?: string;
+  /** true: carry the On-Premises webhooks.url; a string: carry that URL. */
+  carryWebhook?: boolean | string;
+  /** Apply the On-Premises show_security_notifications / notify_user_change_number on the Cloud API. */
+  carrySettings?: boolean;
+  /** The batch this migration belongs to (stored in the document, for `work --batch` and `batch status`). */
+  batch?: string;
+  /** Prerequisite checks already run for this (business, source, destination) group: the checks
+   *  step then does only per-number work and records the reference in the history. */
+  groupChecks?: GroupChecks;
 }
 
 export interface ResumeRequest {
@@ -86,6 +174,7 @@ export interface ResumeRequest {
   confirm?: string[];
   resend?: boolean | { method?: string };
   overrideRegisterLimit?: boolean;
+  groupChecks?: GroupChecks;
 }
 
 export class ResendTooSoonError extends Error {
@@ -159,7 +248,7 @@ function describeEvent(event: { type: string } & Record<string, unknown>): Histo
     const out = event.output as Record<string, unknown> | undefined;
     if (type.endsWith('.checks') && out) {
       const checks = (out.checks as { name: string; status: string }[]) ?? [];
-      return { type, checks: Object.fromEntries(checks.map((c) => [c.name, c.status])), existing: out.existing ?? null };
+      return { type, checks: Object.fromEntries(checks.map((c) => [c.name, c.status])), existing: out.existing ?? null, ...(out.groupCheck ? { groupCheck: out.groupCheck } : {}) };
     }
     return { type, output: redact(out) };
   }
@@ -172,11 +261,28 @@ export class MigrationEngine {
   readonly store: MigrationStore;
   readonly #opts: EngineOptions;
   readonly #operator: string;
+  /** Shared by every run of this engine (and of any engine given the same budget). */
+  readonly rateBudget: RateBudget;
 
   constructor(opts: EngineOptions) {
     this.store = opts.store;
     this.#opts = opts;
     this.#operator = opts.operator ?? safeUser();
+    this.rateBudget = opts.rateBudget ?? new RateBudget();
+  }
+
+  /** A Graph client with this engine's settings and rate budget (the batch layer's shared checks). */
+  graphClient(extra: { onCall?: (c: CallSummary) => void; signal?: AbortSignal; rateScope?: (id: string) => string; onBudgetWait?: GraphClientOptions['onBudgetWait'] } = {}): GraphClient {
+    return new GraphClient({
+      token: this.#opts.token ?? '',
+      baseUrl: this.#opts.graphUrl,
+      apiVersion: this.#opts.apiVersion,
+      dispatcher: this.#opts.dispatcher,
+      timeoutMs: this.#opts.timeoutMs,
+      budget: this.rateBudget,
+      maxBudgetWaitMs: this.#opts.maxWaitMs ?? 60_000,
+      ...extra,
+    });
   }
 
   // ---- library API ---------------------------------------------------------------------------
@@ -185,12 +291,16 @@ export class MigrationEngine {
   async start(req: StartRequest): Promise<MigrationView> {
     const input = buildInput(req, this.#operator);
     const pin = req.pin !== undefined ? parsePin(req.pin) : undefined;
-    new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl }); // validates token and URL before anything is written
+    const batch = req.batch !== undefined ? parseMigrationId(req.batch, 'batch') : undefined;
+    new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl, apiVersion: this.#opts.apiVersion }); // validates token, URL and version before anything is written
     // A taken id is bad input: refuse it before the lock touches the directory (checked again
     // under the lock by store.create, for a race with another process).
     if (await this.store.exists(input.id)) throw new DuplicateMigrationError(input.id);
-    const release = await this.store.lock(input.id);
+    await this.#refuseOtherLive(input.phone, input.id);
+    const leases = await this.#lockBoth(input.id, input.phone);
     try {
+      // Again under both locks: another process may have started this id or number meanwhile.
+      await this.#refuseOtherLive(input.phone, input.id);
       const now = new Date().toISOString();
       const doc: MigrationDocument = {
         schemaVersion: SCHEMA_VERSION,
@@ -201,12 +311,45 @@ export class MigrationEngine {
         input,
         snapshot: { value: 'checking', context: {}, status: 'active' },
         history: [],
+        ...(batch ? { batch } : {}),
       };
       const handle = await this.store.create(doc);
-      return await this.#drive(handle, false, { pin });
+      const webhookUrl = typeof req.carryWebhook === 'string' ? req.carryWebhook : undefined;
+      return await this.#drive(handle, false, { pin, leases, ledger: await this.#ledger(input.phone, input.id), ...(webhookUrl ? { webhookUrl } : {}), groupChecks: req.groupChecks });
     } finally {
-      await release();
+      await releaseAll(leases);
     }
+  }
+
+  /** Takes the migration's lock, then its number's; both are released on any failure. */
+  async #lockBoth(id: string, phone: string): Promise<Lease[]> {
+    const first = await this.store.lock(id);
+    try {
+      return [first, await this.store.lockNumber(phone)];
+    } catch (e) {
+      await first.release();
+      throw e;
+    }
+  }
+
+  /** Refuses when another unfinished migration of this number exists (whatever its id). */
+  async #refuseOtherLive(phone: string, id: string): Promise<void> {
+    const other = (await this.store.byPhone(phone)).find((d) => d.id !== id && UNFINISHED(d.state));
+    if (other) throw new NumberBusyError(phone, other.id, other.state);
+  }
+
+  /** Register calls and 133016 blocks of this number's other migrations (Meta counts per number). */
+  async #ledger(phone: string, id: string): Promise<NumberLedger> {
+    const ledger: NumberLedger = { registerCalls: [], blockedUntil: null };
+    for (const d of await this.store.byPhone(phone)) {
+      if (d.id === id) continue;
+      const ctx = d.snapshot.context as Partial<MigrationContext>;
+      ledger.registerCalls.push(...(ctx.registerCalls ?? []));
+      const b = ctx.registerBlockedUntil ?? null;
+      if (b !== null) ledger.blockedUntil = Math.max(ledger.blockedUntil ?? 0, b);
+    }
+    ledger.registerCalls.sort((a, b) => a - b);
+    return ledger;
   }
 
   /** Continues a saved migration; `code`, `pin`, `confirm`, `resend` feed it what it waits for. */
@@ -216,7 +359,7 @@ export class MigrationEngine {
     const pin = req.pin !== undefined ? parsePin(req.pin) : undefined;
     const confirm = (req.confirm ?? []).map((c) => parseCheckName(c));
     const resendMethod = typeof req.resend === 'object' && req.resend.method ? parseCodeMethod(req.resend.method) : undefined;
-    new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl });
+    new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl, apiVersion: this.#opts.apiVersion });
     // Unknown, damaged, or asked something it cannot do: refuse before the lock touches anything.
     const checkResend = (doc: MigrationDocument) => {
       if (!req.resend) return;
@@ -224,21 +367,29 @@ export class MigrationEngine {
       const allowed = (doc.snapshot.context as MigrationContext).code?.resendAllowedAt ?? 0;
       if (Date.now() < allowed) throw new ResendTooSoonError(new Date(allowed));
     };
-    checkResend(await this.store.load(id));
-    const release = await this.store.lock(id);
+    const before = await this.store.load(id);
+    // A finished migration has nothing to do: resuming it is a read, never a write.
+    if (FINAL.has(before.state)) return toView(before);
+    checkResend(before);
+    const leases = await this.#lockBoth(id, before.input.phone);
     try {
       const handle = await this.store.open(id);
+      if (FINAL.has(handle.data.state)) return toView(handle.data);
       checkResend(handle.data); // again, under the lock
+      await this.#refuseOtherLive(handle.data.input.phone, id);
       return await this.#drive(handle, true, {
+        leases,
+        ledger: await this.#ledger(handle.data.input.phone, id),
         code,
         pin,
         confirm,
         resend: req.resend ? { method: resendMethod } : undefined,
         override: req.overrideRegisterLimit === true,
         retry: true,
+        groupChecks: req.groupChecks,
       });
     } finally {
-      await release();
+      await releaseAll(leases);
     }
   }
 
@@ -260,13 +411,13 @@ export class MigrationEngine {
       if (FINAL.has(doc.state)) throw new WrongStateError(doc.state, `migration ${id} is already ${doc.state}`);
     };
     checkLive(await this.store.load(id));
-    const release = await this.store.lock(id);
+    const lease = await this.store.lock(id);
     try {
       const handle = await this.store.open(id);
       checkLive(handle.data);
-      return await this.#drive(handle, true, { cancel: reason ?? 'cancelled by operator' });
+      return await this.#drive(handle, true, { cancel: reason ?? 'cancelled by operator', leases: [lease] });
     } finally {
-      await release();
+      await lease.release();
     }
   }
 
@@ -296,40 +447,86 @@ export class MigrationEngine {
       override?: boolean;
       retry?: boolean;
       cancel?: string;
+      webhookUrl?: string;
+      /** The locks this run holds: each is checked before every request that changes Meta. */
+      leases: Lease[];
+      ledger?: NumberLedger;
+      groupChecks?: GroupChecks | undefined;
     },
   ): Promise<MigrationView> {
+    const signal = this.#opts.signal;
+    if (signal?.aborted) throw new RunInterruptedError(toView(handle.data), signal.reason);
     const doc = handle.data;
-    const secrets: Secrets = { code: cmd.code, pin: cmd.pin };
+    const op = this.#opts.onprem ?? {};
+    const secrets: Secrets = {
+      code: cmd.code,
+      pin: cmd.pin,
+      ...(op.backupPassword ? { backupPassword: op.backupPassword } : {}),
+      ...(op.webhookVerifyToken ? { webhookVerifyToken: op.webhookVerifyToken } : {}),
+      ...((cmd.webhookUrl ?? op.webhookUrl) ? { webhookUrl: cmd.webhookUrl ?? op.webhookUrl } : {}),
+    };
     const pendingCalls: CallSummary[] = [];
     const restoredIntent: Intent | null = restored ? ((doc.snapshot.context as MigrationContext).intent ?? null) : null;
     let queue: Promise<void> = Promise.resolve();
     let writeQueued = false;
     const pendingEntries: { from: StateName | null; to: StateName; entry: HistoryEntry }[] = [];
     let persistError: unknown = null;
+    const notifier = this.#opts.notify ? new RunNotifier(doc, { ...this.#opts.notify, ...(signal ? { signal } : {}) }, this.store) : null;
 
+    // Meta counts a call against the WABA it touches: the WABAs and businesses by their own id,
+    // everything else this migration calls (its phone number ids) against the destination WABA.
+    const own = new Set([doc.input.sourceWabaId, doc.input.destWabaId, doc.input.businessId, cmd.groupChecks?.result.businessId].filter((x): x is string => Boolean(x)));
+    const rateScope = (id: string) => (own.has(id) ? id : doc.input.destWabaId);
     // A cancel makes no Graph call: it gets the inert machine and no client at all.
     const deps: StepDeps | null = cmd.cancel
       ? null
       : {
-          client: new GraphClient({
-            token: this.#opts.token ?? '',
-            baseUrl: this.#opts.graphUrl,
-            apiVersion: this.#opts.apiVersion,
-            dispatcher: this.#opts.dispatcher,
-            timeoutMs: this.#opts.timeoutMs,
+          client: this.graphClient({
+            ...(signal ? { signal } : {}),
+            rateScope,
             onCall: (c) => {
               pendingCalls.push(c);
               this.#opts.onCall?.(c);
             },
+            ...(this.#opts.onWait
+              ? {
+                  onBudgetWait: (b: { key: string; until: number; code: number | null }) =>
+                    this.#opts.onWait?.({ id: doc.id, kind: 'rate_limit', step: doc.state, until: b.until, error: { kind: 'graph', message: throttleMessage(b.key, b.until), httpStatus: null, code: b.code } }),
+                }
+              : {}),
           }),
           secrets,
+          onprem:
+            doc.input.from === 'onprem' && doc.input.onpremUrl
+              ? new OnPremClient({
+                  baseUrl: doc.input.onpremUrl,
+                  auth: op.token ? { token: op.token } : op.user && op.password ? { user: op.user, password: op.password } : null,
+                  timeoutMs: this.#opts.timeoutMs,
+                  dispatcher: this.#opts.dispatcher,
+                  onCall: (c) => {
+                    pendingCalls.push(c);
+                    this.#opts.onCall?.(c);
+                  },
+                })
+              : null,
+          ...(cmd.groupChecks ? { groupChecks: cmd.groupChecks } : {}),
           durable: async () => {
             // Let the transition that recorded the intent reach the persist queue, then wait for it.
             await new Promise((r) => setImmediate(r));
             await queue;
             if (persistError) throw persistError;
+            // The last gate before a request that changes Meta's state: still ours? If not, this
+            // process stops here: nothing more is sent and nothing more is written.
+            try {
+              for (const l of cmd.leases) await l.assertHeld();
+            } catch (e) {
+              persistError = e;
+              wake();
+              throw e;
+            }
           },
           mustReconcile: (i) => i.attempt > 1 || (restoredIntent !== null && restoredIntent.seq === i.seq && restoredIntent.attempt === i.attempt),
+          wasInFlight: (i) => restoredIntent !== null && restoredIntent.seq === i.seq && restoredIntent.attempt === i.attempt,
         };
     const machine = cmd.cancel ? INERT_MACHINE : LIVE_MACHINE;
 
@@ -338,7 +535,7 @@ export class MigrationEngine {
     let wake: () => void = () => {};
     let initialEvent: HistoryEntry['event'] | null = restored
       ? { type: 'resume' }
-      : { type: 'start', confirmations: doc.input.confirmations.map((c) => ({ check: c.check, by: c.by, at: c.at })) };
+      : { type: 'start', phone: doc.input.phone, confirmations: doc.input.confirmations.map((c) => ({ check: c.check, by: c.by, at: c.at })) };
 
     const persist = (snapshot: MachineSnap, event: { type: string } & Record<string, unknown>) => {
       const from: StateName | null = doc.history.length ? doc.state : null;
@@ -357,6 +554,7 @@ export class MigrationEngine {
       doc.updatedAt = entry.at;
       doc.snapshot = actor.getPersistedSnapshot() as unknown as MigrationDocument['snapshot'];
       doc.history.push(entry);
+      if (this.#opts.notify || doc.outbox) addTransitionEvents(doc, from, to, entry); // same write as the transition
       // One write carries every transition made before it started: a transition that arrives
       // while a write is still waiting its turn rides along with it instead of queueing another.
       pendingEntries.push({ from, to, entry });
@@ -373,13 +571,17 @@ export class MigrationEngine {
         // Meta's state follows) or the run may stop here waiting for a person or a timer.
         const ctx = doc.snapshot.context as MigrationContext;
         const durable = ctx.intent !== null || RESTING.has(doc.state) || doc.state === 'waiting_retry' || ctx.hold !== null;
+        const carried = doc.outbox?.at(-1)?.seq ?? 0; // events this write is sure to carry: only those may be sent
         try {
+          // A process that lost its lock never writes again.
+          for (const l of cmd.leases) await l.assertHeld({ beforeWrite: true });
           await handle.save({ durable });
         } catch (e) {
           persistError = e;
           wake();
           return;
         }
+        notifier?.kick(carried);
         if (this.#opts.onTransition) {
           const view = toView(doc);
           for (const w of written) this.#opts.onTransition({ id: doc.id, from: w.from, to: w.to, event: w.entry.event.type, entry: w.entry, view });
@@ -470,16 +672,37 @@ export class MigrationEngine {
             timer = null;
             actor.send({ type: 'RETRY' });
           }, Math.max(0, wait));
+          this.#opts.onWait?.({ id: doc.id, kind: 'retry', step: ctx.retry.step, until: ctx.retry.retryAt, error: ctx.retry.error });
         }
         return false;
       }
       return false; // a step is running: wait for its transition
     };
 
+    let interrupted = false;
+    let onAbort: (() => void) | null = null;
     try {
       actor.start();
+      // Meta counts register calls per number: tell the machine what other migrations spent.
+      const ledger = cmd.ledger;
+      if (ledger && (ledger.registerCalls.length || ledger.blockedUntil !== null)) {
+        const cur = actor.getSnapshot().context.numberLedger ?? null;
+        if (JSON.stringify(cur) !== JSON.stringify(ledger)) actor.send({ type: 'NUMBER_LEDGER', ledger });
+      }
       await new Promise<void>((resolve, reject) => {
         let settled = false;
+        if (signal) {
+          onAbort = () => {
+            if (settled) return;
+            settled = true;
+            interrupted = true;
+            // Stop where it stands: no further transition is recorded and no new request starts
+            // (the client refuses once the signal is aborted).
+            actor.stop();
+            resolve();
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
         wake = () => {
           if (settled) return;
           // Evaluate after the current macrostep has finished.
@@ -507,13 +730,24 @@ export class MigrationEngine {
         wake();
       });
     } finally {
+      // A call of a step that already failed (a sibling in a Promise.all) must not retry after the run.
+      deps?.client.close();
       if (timer) clearTimeout(timer);
+      if (signal && onAbort) signal.removeEventListener('abort', onAbort);
       actor.stop();
       await queue;
+      // Delivery state is written only while the locks are still ours (never over another holder's writes).
+      if (!persistError) await notifier?.finish(async () => { for (const l of cmd.leases) await l.assertHeld(); await handle.save(); });
+      else await notifier?.abandon();
     }
     if (persistError) throw persistError;
+    if (interrupted) throw new RunInterruptedError(toView(doc), signal?.reason);
     return toView(doc);
   }
+}
+
+async function releaseAll(leases: Lease[]): Promise<void> {
+  for (const l of [...leases].reverse()) await l.release();
 }
 
 function safeUser(): string {
@@ -526,6 +760,8 @@ function safeUser(): string {
 
 /** Validates a start request into the stored, secret-free input. Throws InputError. */
 export function buildInput(req: StartRequest, operator: string): MigrationInput {
+  if (req.from === 'onprem') return buildOnPremInput(req, operator);
+  if (req.from !== undefined && req.from !== 'waba') throw new InputError('from', `must be "waba" or "onprem", not ${JSON.stringify(req.from)}`);
   const phone = parsePhone(req.phone, 'phone');
   const sourceWabaId = parseGraphId(req.sourceWabaId, 'source-waba');
   const destWabaId = parseGraphId(req.destWabaId, 'dest-waba');
@@ -550,6 +786,36 @@ export function buildInput(req: StartRequest, operator: string): MigrationInput 
     verifiedName: parseVerifiedName(req.verifiedName),
     policy,
     confirmations: [...new Set((req.confirm ?? []).map((c) => parseCheckName(c)))].map((check) => ({ check, by: operator, at })),
+  };
+}
+
+/** The On-Premises path: one WABA (the number stays in it), the client's URL, what to carry. */
+function buildOnPremInput(req: StartRequest, operator: string): MigrationInput {
+  const waba = parseGraphId(req.waba ?? req.destWabaId ?? req.sourceWabaId, 'waba');
+  if (typeof req.onpremUrl !== 'string' || !req.onpremUrl) throw new InputError('onprem-url', 'is required with --from onprem: the On-Premises client’s base URL, e.g. https://wa.example.com:9090');
+  try {
+    assertSafeOnPremUrl(req.onpremUrl);
+  } catch (e) {
+    throw new InputError('onprem-url', (e as Error).message);
+  }
+  if (typeof req.carryWebhook === 'string') {
+    let u: URL | null = null;
+    try {
+      u = new URL(req.carryWebhook);
+    } catch {
+      /* below */
+    }
+    if (!u || u.protocol !== 'https:') throw new InputError('carry-webhook', 'must be an https URL (Meta sends webhooks over https only)');
+  }
+  const base = buildInput({ ...req, from: 'waba', sourceWabaId: waba, destWabaId: '1', codeMethod: undefined }, operator);
+  return {
+    ...base,
+    destWabaId: waba,
+    from: 'onprem',
+    onpremUrl: req.onpremUrl,
+    // The URL the operator gave may hold a secret in its query: stored redacted, used from memory.
+    carryWebhook: req.carryWebhook ? { url: typeof req.carryWebhook === 'string' ? redactUrl(req.carryWebhook) : null } : null,
+    ...(req.carrySettings === true ? { carrySettings: true } : {}),
   };
 }
 

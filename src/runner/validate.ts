@@ -47,9 +47,11 @@ export function parseGraphId(raw: unknown, field: string): string {
 }
 
 export function parseCode(raw: unknown, field = 'code'): string {
-  if (typeof raw !== 'string' || !/^\d{6}$/.test(raw.trim()))
-    throw new InputError(field, 'must be the 6 digits Meta sent by SMS or voice call (e.g. 123456)');
-  return raw.trim();
+  // WhatsApp shows codes as "123-456" or "123 456": accept them as shown.
+  const digits = typeof raw === 'string' ? raw.trim().replace(/^(\d{3})[\s-](\d{3})$/, '$1$2') : raw;
+  if (typeof digits !== 'string' || !/^\d{6}$/.test(digits))
+    throw new InputError(field, 'must be the 6 digits Meta sent by SMS or voice call (e.g. 123456 or 123-456)');
+  return digits;
 }
 
 export function parsePin(raw: unknown, field = 'pin'): string {

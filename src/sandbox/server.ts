@@ -8,6 +8,10 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { parsePhoneNumberWithError } from 'libphonenumber-js/max';
+import { SandboxRateLimiter, type RateLimitOptions } from './rate-limiter.js';
+
+export { SandboxRateLimiter, DEFAULT_RATE_LIMIT, type RateLimitOptions } from './rate-limiter.js';
 
 export const SCENARIOS = [
   'happy',
@@ -18,6 +22,11 @@ export const SCENARIOS = [
   'expired_code',
   'register_limit',
   'no_webhooks',
+  // On-Premises → Cloud API (issue 12): an ON_PREMISE number in the source WABA.
+  'onprem_happy',
+  'onprem_wrong_pin',
+  'onprem_no_subscribed_app',
+  'rate_limited',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -49,6 +58,11 @@ export interface SandboxOptions {
   pageSize?: number;
   /** Keep every exchange in `exchanges`. */
   record?: boolean;
+  /**
+   * Meta's per-WABA rate limit (see rate-limiter.ts): `true` for the scaled defaults, or the calls
+   * per window. Off unless given or the scenario is `rate_limited`.
+   */
+  rateLimit?: boolean | Partial<RateLimitOptions>;
 }
 
 /** One request and its answer, kept when `record` is on (for conformance tests). */
@@ -96,6 +110,14 @@ interface NumberRec {
   code: { value: string; expiresAt: number } | null;
   registerCalls: number[];
   failNextVerify: boolean;
+  /** ON_PREMISE, CLOUD_API or NOT_APPLICABLE (Meta's values); set on every number. */
+  platform_type: string;
+  /** The number's existing two-step PIN, when it has one: register must give it (else 133005). */
+  twoStepPin: string | null;
+  /** The per-number webhook override (`POST /{phone-number-id}` webhook_configuration). */
+  webhook: { override_callback_uri: string; verify_token: string | null } | null;
+  /** What `POST /{phone-number-id}` whatsapp_business_api_data set (absent: never set). */
+  apiData?: { show_security_notifications?: boolean; notify_user_change_number?: boolean };
 }
 
 export interface EndpointCounter {
@@ -112,6 +134,10 @@ export const FIXTURES = {
   sourceWabaId: '200000000000001',
   destWabaId: '200000000000002',
   phone: '+16315551000',
+  /** The On-Premises number of the onprem_* scenarios (in the source WABA; wa_id of Meta's example). */
+  onpremPhone: '+16315551019',
+  /** Its two-step PIN (onprem_wrong_pin gives it another one, so this one is then wrong). */
+  onpremPin: '246810',
 } as const;
 
 /** mulberry32: a tiny seeded PRNG so fault runs replay exactly (no library needed for 6 lines). */
@@ -147,7 +173,14 @@ export class GraphSandbox {
   readonly created = new Map<string, number>();
   readonly registered = new Map<string, number>();
   readonly exchanges: Exchange[] = [];
-  options: Required<Omit<SandboxOptions, 'faults'>> & { faults: Required<FaultRates> };
+  /**
+   * Checks an On-Premises backup given to register (set by OnPremSandbox.link): the phone digits
+   * the backup belongs to, or null when data/password do not match a backup it made.
+   */
+  backupVerifier: ((data: string, password: string) => string | null) | null = null;
+  options: Required<Omit<SandboxOptions, 'faults' | 'rateLimit'>> & { faults: Required<FaultRates> };
+  /** The rate limiter, when enabled (option `rateLimit` or scenario `rate_limited`). */
+  readonly limiter: SandboxRateLimiter | null;
   #server: Server | null = null;
   #sockets = new Set<Socket>();
   #rand: () => number;
@@ -167,7 +200,27 @@ export class GraphSandbox {
       faults: { serverError: 0, rateLimit: 0, reset: 0, timeout: 0, lostResponse: 0, ...options.faults },
     };
     this.#rand = prng(this.options.seed);
+    const rl = options.rateLimit ?? (this.options.scenario === 'rate_limited' ? true : false);
+    this.limiter = rl ? new SandboxRateLimiter(rl === true ? {} : rl) : null;
     this.#seed();
+  }
+
+  #loseNext = new Set<string>();
+
+  /** The next request to this edge (e.g. `request_code`) is applied and its answer lost. */
+  loseNextAnswer(edge: string): void {
+    this.#loseNext.add(edge);
+  }
+
+  #failNext = new Map<string, { status: number; retryAfterSec: number | null; times: number }>();
+
+  /**
+   * The next `times` requests to `key` (as in `counters`, e.g. `POST phone_numbers`) answer
+   * `status` with a transient Graph error (code 2) before anything is done, with `Retry-After`
+   * when given: a deterministic temporary outage.
+   */
+  failNext(key: string, status: number, opts: { retryAfterSec?: number; times?: number } = {}): void {
+    this.#failNext.set(key, { status, retryAfterSec: opts.retryAfterSec ?? null, times: opts.times ?? 1 });
   }
 
   /** Replaces the fault rates (e.g. to finish a run cleanly). */
@@ -203,9 +256,46 @@ export class GraphSandbox {
         ...(s === 'no_webhooks' ? { apps: [] } : {}),
       }),
     );
+    if (s.startsWith('onprem_')) {
+      // The On-Premises number stays in its own WABA (the "source" one here).
+      if (s === 'onprem_no_subscribed_app') this.wabas.get(FIXTURES.sourceWabaId)!.apps = [];
+      const onprem = this.numbers.get(this.addSourceNumber(FIXTURES.sourceWabaId, FIXTURES.onpremPhone))!;
+      onprem.platform_type = 'ON_PREMISE';
+      onprem.twoStepPin = s === 'onprem_wrong_pin' ? '135790' : FIXTURES.onpremPin;
+    }
     // Two numbers already on the destination WABA, so the phone list pages too.
     this.#addNumber(FIXTURES.destWabaId, '1', '6315550100', 'CONNECTED', 'VERIFIED');
     this.#addNumber(FIXTURES.destWabaId, '1', '6315550101', 'CONNECTED', 'VERIFIED');
+    // The fixture number lives on the source WABA (the BSP's) until it is registered elsewhere.
+    this.addSourceNumber(FIXTURES.sourceWabaId, FIXTURES.phone);
+  }
+
+  /**
+   * Puts a number on a WABA as it is before a migration (connected at its BSP). Its id is derived
+   * from the digits (no PRNG draw, so seeded runs keep their ids and codes); returns it.
+   * A register of the same number on another WABA removes it from here: the number moved.
+   */
+  addSourceNumber(wabaId: string, e164: string): string {
+    const digits = e164.replace(/\D/g, '');
+    const cc = parsePhoneNumberWithError(e164).countryCallingCode;
+    const id = `5${digits.padStart(14, '0')}`;
+    this.numbers.set(id, {
+      id,
+      wabaId,
+      cc,
+      national: digits.slice(cc.length),
+      verified_name: 'Jasper’s Market',
+      status: 'CONNECTED',
+      code_verification_status: 'VERIFIED',
+      quality_rating: 'GREEN',
+      code: null,
+      registerCalls: [],
+      failNextVerify: false,
+      platform_type: 'CLOUD_API',
+      twoStepPin: null,
+      webhook: null,
+    });
+    return id;
   }
 
   /**
@@ -246,6 +336,9 @@ export class GraphSandbox {
       code: null,
       registerCalls: this.options.scenario === 'register_limit' ? Array.from({ length: 10 }, () => Date.now()) : [],
       failNextVerify: this.options.scenario === 'wrong_code',
+      platform_type: status === 'CONNECTED' ? 'CLOUD_API' : 'NOT_APPLICABLE',
+      twoStepPin: null,
+      webhook: null,
     };
     this.numbers.set(rec.id, rec);
     return rec;
@@ -311,7 +404,8 @@ export class GraphSandbox {
 
   #send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text), ...headers });
+    // Meta names every answer (randomBytes, not the seeded PRNG: seeded runs keep their sequence).
+    res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text), 'x-fb-trace-id': randomBytes(9).toString('base64url'), ...headers });
     res.end(text);
   }
 
@@ -365,11 +459,23 @@ export class GraphSandbox {
     if (parts[0] && /^v\d+\.\d+$/.test(parts[0])) parts.shift();
     const [id = '', edge = ''] = parts;
     const method = req.method ?? 'GET';
-    const kind = this.businesses.has(id) ? 'business' : this.wabas.has(id) ? 'waba' : this.numbers.has(id) ? 'phone' : 'unknown';
+    const kind = id === 'me' ? 'me' : this.businesses.has(id) ? 'business' : this.wabas.has(id) ? 'waba' : this.numbers.has(id) ? 'phone' : 'unknown';
     const key = `${method} ${edge || kind}`;
     const counter = this.#count(key);
     counter.calls++;
 
+    const forced = this.#failNext.get(key);
+    if (forced && forced.times > 0) {
+      if (--forced.times === 0) this.#failNext.delete(key);
+      counter.faults++;
+      this.#send(
+        res,
+        forced.status,
+        { error: { message: 'Service temporarily unavailable. Please retry your request later.', type: 'OAuthException', code: 2, is_transient: true, fbtrace_id: this.#trace() } },
+        forced.retryAfterSec !== null ? { 'retry-after': String(forced.retryAfterSec) } : {},
+      );
+      return;
+    }
     const f = this.options.faults;
     if (this.options.latencyMs) await sleep(this.options.latencyMs);
     const roll = this.#rand();
@@ -402,7 +508,7 @@ export class GraphSandbox {
     }
     // A slow answer: the request is applied at once, the answer comes after the client gave up.
     const timeout = hit(f.timeout);
-    const lost = hit(f.lostResponse);
+    const lost = hit(f.lostResponse) || this.#loseNext.delete(edge);
     const answerLate = async () => {
       decide();
       if (timeout) {
@@ -412,6 +518,8 @@ export class GraphSandbox {
     };
 
     let params: Record<string, unknown> = {};
+    /** Rate-limit headers for this answer (when the limiter is on). */
+    const usage: Record<string, string> = {};
     const record = (status: number, response: unknown) => {
       if (!this.options.record) return;
       const { access_token: _t, ...rest } = params;
@@ -430,6 +538,7 @@ export class GraphSandbox {
     try {
       params = await this.#readParams(req, url);
       this.#auth(req, params);
+      this.#limit(id, kind, usage);
       const body = this.#route(method, id, kind, edge, params);
       counter.applied++;
       if (lost) {
@@ -440,15 +549,31 @@ export class GraphSandbox {
       }
       record(200, body);
       await answerLate();
-      this.#send(res, 200, body);
+      this.#send(res, 200, body, usage);
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
       counter.errors++;
       const answer = { error: { ...e.body, fbtrace_id: this.#trace() } };
       record(e.status, answer);
       await answerLate();
-      this.#send(res, e.status, answer, e.headers);
+      this.#send(res, e.status, answer, { ...usage, ...e.headers });
     }
+  }
+
+  /** Counts the call against its WABA (a number's WABA; a business itself); refuses it past the limit. */
+  #limit(id: string, kind: string, usage: Record<string, string>): void {
+    if (!this.limiter || kind === 'unknown') return;
+    const key = kind === 'phone' ? this.numbers.get(id)!.wabaId : id;
+    const d = this.limiter.take(key);
+    Object.assign(usage, d.headers);
+    if (!d.allowed)
+      throw new HttpError(400, {
+        message: '(#80007) Rate limit hit for WhatsApp Business Account',
+        type: 'OAuthException',
+        code: 80007,
+        error_user_title: 'Rate limit hit',
+        error_user_msg: 'Too many calls to this WhatsApp Business Account. Wait before trying again.',
+      });
   }
 
   #auth(req: IncomingMessage, params: Record<string, unknown>): void {
@@ -468,6 +593,10 @@ export class GraphSandbox {
         code: 100,
         error_subcode: 33,
       });
+    // The token's own user (a system user): what `doctor` asks to check the token's permissions.
+    if (method === 'GET' && kind === 'me' && edge === 'permissions')
+      return { data: ['whatsapp_business_management', 'business_management', 'whatsapp_business_messaging'].map((permission) => ({ permission, status: 'granted' })) };
+    if (kind === 'me') throw new HttpError(400, { message: `Unsupported ${method.toLowerCase()} request on /me/${edge}.`, type: 'GraphMethodException', code: 100 });
     const fields = typeof p.fields === 'string' ? p.fields.split(',').map((s) => s.trim()) : null;
     const pick = (o: Record<string, unknown>, defaults: string[]) => {
       const want = fields ?? defaults;
@@ -483,7 +612,7 @@ export class GraphSandbox {
     }
     if (method === 'GET' && kind === 'waba' && edge === '') return pick(this.#wabaView(this.wabas.get(id)!), ['name']);
     if (method === 'GET' && kind === 'waba' && edge === 'phone_numbers') {
-      const list = [...this.numbers.values()].filter((n) => n.wabaId === id).map((n) => pick(this.#numberView(n), ['display_phone_number', 'verified_name', 'status', 'quality_rating']));
+      const list = this.#sorted([...this.numbers.values()].filter((n) => n.wabaId === id), p.sort).map((n) => pick(this.#numberView(n), ['display_phone_number', 'verified_name', 'status', 'quality_rating']));
       return this.#page(list, p);
     }
     if (method === 'GET' && kind === 'waba' && edge === 'subscribed_apps') {
@@ -495,7 +624,22 @@ export class GraphSandbox {
     if (method === 'POST' && kind === 'phone' && edge === 'request_code') return this.#requestCode(this.numbers.get(id)!, p);
     if (method === 'POST' && kind === 'phone' && edge === 'verify_code') return this.#verifyCode(this.numbers.get(id)!, p);
     if (method === 'POST' && kind === 'phone' && edge === 'register') return this.#register(this.numbers.get(id)!, p);
+    if (method === 'POST' && kind === 'phone' && edge === '') return this.#updateNumber(this.numbers.get(id)!, p);
     throw new HttpError(400, { message: `Unknown path components: /${edge}`, type: 'OAuthException', code: 2500 });
+  }
+
+  /** When each number last registered (onboarded) here, in order: backs `sort=last_onboarded_time.*`. */
+  #onboarded = new Map<string, number>();
+  #onboardSeq = 0;
+
+  /** The spec's `sort` on a WABA's phone_numbers: creation_time (insertion order) or last_onboarded_time. */
+  #sorted(list: NumberRec[], sort: unknown): NumberRec[] {
+    if (sort === undefined) return list;
+    const [field, dir] = String(sort).split('.');
+    if (!['creation_time', 'last_onboarded_time'].includes(field ?? '') || !['asc', 'desc'].includes(dir ?? ''))
+      throw new HttpError(400, { message: `(#100) Param sort must be one of creation_time.asc, creation_time.desc, last_onboarded_time.asc, last_onboarded_time.desc`, type: 'OAuthException', code: 100 });
+    const keyed = field === 'creation_time' ? list : [...list].sort((a, b) => (this.#onboarded.get(a.id) ?? 0) - (this.#onboarded.get(b.id) ?? 0));
+    return dir === 'desc' ? [...keyed].reverse() : keyed;
   }
 
   #page(list: unknown[], p: Record<string, unknown>): unknown {
@@ -534,6 +678,11 @@ export class GraphSandbox {
       status: n.status,
       code_verification_status: n.code_verification_status,
       quality_rating: n.quality_rating,
+      platform_type: n.platform_type,
+      // The spec's name for the same field (answered only when asked for).
+      host_platform: n.platform_type,
+      // Meta answers with the URL in force at each level; only the number's override is simulated.
+      webhook_configuration: n.webhook ? { phone_number: n.webhook.override_callback_uri, application: 'https://example.com/app-webhook' } : { application: 'https://example.com/app-webhook' },
     };
   }
 
@@ -597,10 +746,81 @@ export class GraphSandbox {
     if (n.registerCalls.length >= 10)
       throw new HttpError(400, { message: 'Rate limit hit: too many register attempts for this phone number. Try again in 72 hours.', type: 'OAuthException', code: 133016 });
     n.registerCalls.push(now);
+    if (p.backup !== undefined) return this.#registerWithBackup(n, p);
     if (n.code_verification_status !== 'VERIFIED')
       throw new HttpError(400, { message: '(#100) The phone number must be verified before it can be registered', type: 'OAuthException', code: 100 });
     n.status = 'CONNECTED';
+    this.#onboarded.set(n.id, ++this.#onboardSeq);
+    for (const other of [...this.numbers.values()]) if (other !== n && other.wabaId !== n.wabaId && other.cc + other.national === n.cc + n.national) this.numbers.delete(other.id);
+    n.platform_type = 'CLOUD_API';
     this.registered.set(n.cc + n.national, (this.registered.get(n.cc + n.national) ?? 0) + 1);
+    return { success: true };
+  }
+
+  /** On-Premises → Cloud API: the PIN must be the number's existing two-step PIN, the backup one
+   *  the On-Premises client made. Either way the On-Premises client is disconnected afterwards. */
+  #registerWithBackup(n: NumberRec, p: Record<string, unknown>): unknown {
+    const b = p.backup as { data?: unknown; password?: unknown } | null;
+    if (!b || typeof b !== 'object' || typeof b.data !== 'string' || typeof b.password !== 'string' || !b.data || !b.password)
+      throw new HttpError(400, { message: '(#100) Param backup must be an object with data and password', type: 'OAuthException', code: 100 });
+    const digits = n.cc + n.national;
+    if (n.twoStepPin !== null && n.twoStepPin !== p.pin) {
+      this.events.emit('onprem_disconnected', digits);
+      throw new HttpError(400, { message: 'Two step verification PIN Mismatch', type: 'OAuthException', code: 133005, error_user_msg: 'The PIN does not match the two-step verification PIN of this number.' });
+    }
+    if (this.backupVerifier?.(b.data, b.password) !== digits)
+      throw new HttpError(400, { message: '(#100) Invalid backup data or password', type: 'OAuthException', code: 100 });
+    n.status = 'CONNECTED';
+    n.platform_type = 'CLOUD_API';
+    n.twoStepPin = p.pin as string;
+    this.registered.set(digits, (this.registered.get(digits) ?? 0) + 1);
+    this.events.emit('onprem_disconnected', digits);
+    return { success: true };
+  }
+
+  /** `POST /{phone-number-id}` (PhoneNumberStatusUpdateRequest): webhook_configuration and/or
+   *  whatsapp_business_api_data {show_security_notifications, notify_user_change_number}. */
+  #updateNumber(n: NumberRec, p: Record<string, unknown>): unknown {
+    const parse = (v: unknown): unknown => {
+      if (typeof v !== 'string') return v;
+      try {
+        return JSON.parse(v);
+      } catch {
+        return null;
+      }
+    };
+    const known = ['webhook_configuration', 'whatsapp_business_api_data'];
+    if (!known.some((k) => p[k] !== undefined))
+      throw new HttpError(400, { message: '(#100) Param webhook_configuration[override_callback_uri] is required', type: 'OAuthException', code: 100 });
+    let apiData: NonNullable<NumberRec['apiData']> | null = null;
+    if (p.whatsapp_business_api_data !== undefined) {
+      const d = parse(p.whatsapp_business_api_data) as Record<string, unknown> | null;
+      if (!d || typeof d !== 'object' || Array.isArray(d))
+        throw new HttpError(400, { message: '(#100) Param whatsapp_business_api_data must be an object', type: 'OAuthException', code: 100 });
+      apiData = {};
+      for (const [k, v] of Object.entries(d)) {
+        if (k !== 'show_security_notifications' && k !== 'notify_user_change_number')
+          throw new HttpError(400, { message: `(#100) Param whatsapp_business_api_data[${k}] is not supported by the sandbox`, type: 'OAuthException', code: 100 });
+        if (typeof v !== 'boolean') throw new HttpError(400, { message: `(#100) Param whatsapp_business_api_data[${k}] must be a boolean`, type: 'OAuthException', code: 100 });
+        apiData[k] = v;
+      }
+      if (!Object.keys(apiData).length) throw new HttpError(400, { message: '(#100) Param whatsapp_business_api_data is empty', type: 'OAuthException', code: 100 });
+    }
+    let webhook: NumberRec['webhook'] | undefined;
+    if (p.webhook_configuration !== undefined) {
+      const c = parse(p.webhook_configuration) as { override_callback_uri?: unknown; verify_token?: unknown } | null;
+      if (!c || typeof c !== 'object' || typeof c.override_callback_uri !== 'string')
+        throw new HttpError(400, { message: '(#100) Param webhook_configuration[override_callback_uri] is required', type: 'OAuthException', code: 100 });
+      if (c.override_callback_uri !== '' && !/^https:\/\//.test(c.override_callback_uri))
+        throw new HttpError(400, { message: '(#100) Param webhook_configuration[override_callback_uri] must be an https URL', type: 'OAuthException', code: 100 });
+      // Meta: the app must be subscribed to the WABA before a number's callback can be overridden.
+      if (this.wabas.get(n.wabaId)!.apps.length === 0)
+        throw new HttpError(400, { message: '(#100) The app must be subscribed to the WhatsApp Business Account before overriding the callback URL', type: 'OAuthException', code: 100 });
+      webhook = c.override_callback_uri ? { override_callback_uri: c.override_callback_uri, verify_token: typeof c.verify_token === 'string' ? c.verify_token : null } : null;
+    }
+    // All or nothing: a refused part leaves the number as it was.
+    if (webhook !== undefined) n.webhook = webhook;
+    if (apiData) n.apiData = { ...(n.apiData ?? {}), ...apiData };
     return { success: true };
   }
 }

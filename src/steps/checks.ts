@@ -4,66 +4,111 @@
  */
 import { fromPromise } from 'xstate';
 import { applyConfirmations, type ChecksInput } from '../../machines/migration.js';
-import { META, type CheckResult, type ChecksOutput, type MigrationInput } from '../../machines/types.js';
-import { isGraphApiError, type GraphApiError } from '../graph/errors.js';
+import type { CheckResult, ChecksOutput, MigrationInput } from '../../machines/types.js';
 import type { GraphClient } from '../graph/client.js';
-import type { WabaInfo } from '../graph/schemas.js';
-import { findNumber, step, withDeps, type DepsSource } from './shared.js';
+import type { PhoneNumber, WabaInfo } from '../graph/schemas.js';
+import { runOnPremChecks } from './checks-onprem.js';
+import { attempt, findNumber, step, why, withDeps, type DepsSource, type Read } from './shared.js';
 import type { StepDeps } from './deps.js';
 
-type Read<T> = { ok: true; value: T } | { ok: false; error: GraphApiError };
-
-/** A permanent error on one check makes that check `unknown`; transient ones and a bad token
- *  abort the whole step (retry later / fail with the token remedy). */
-async function attempt<T>(fn: () => Promise<T>): Promise<Read<T>> {
-  try {
-    return { ok: true, value: await fn() };
-  } catch (e) {
-    if (!isGraphApiError(e) || e.transient || e.code === META.BAD_TOKEN) throw e;
-    return { ok: false, error: e };
-  }
+/** The checks that belong to a (business, source, destination) group, not to a number. */
+export interface GroupCheckResult {
+  businessId: string | null;
+  /** same_business, business_verified, wabas_approved, payment_method (before confirmations). */
+  checks: CheckResult[];
+  /**
+   * The destination WABA's numbers when the group was checked (memory only, one batch run): a
+   * number not there then and started in this run cannot be there unless this run put it there,
+   * and the create step reconciles that case itself. Saves one listing per number.
+   */
+  destNumbers?: PhoneNumber[];
+  /** The source WABA's numbers then (the old phone_number_id of each number, for notifications). */
+  sourceNumbers?: PhoneNumber[];
 }
 
-const why = (e: GraphApiError) => `Graph said: ${e.message} (code ${e.code ?? '-'}, fbtrace_id ${e.fbtraceId ?? '-'}).`;
+/** A group result shared by every number of the group (batch runs): `ref` names it in history. */
+export interface GroupChecks {
+  ref: string;
+  sourceWabaId: string;
+  destWabaId: string;
+  /** The business the group was asked for (null: discovered from the WABAs). */
+  requestedBusinessId: string | null;
+  result: GroupCheckResult;
+}
 
-export async function runChecks(client: GraphClient, input: MigrationInput, confirmations: ChecksInput['confirmations']): Promise<ChecksOutput> {
-  const [source, dest, numbers] = await Promise.all([
-    attempt(() => client.getWaba(input.sourceWabaId)),
-    attempt(() => client.getWaba(input.destWabaId)),
-    attempt(() => client.listPhoneNumbers(input.destWabaId)),
-  ]);
+type GroupKey = Pick<MigrationInput, 'businessId' | 'sourceWabaId' | 'destWabaId'>;
+
+/** The four WABA/business prerequisites: the same for every number of the group. GET-only. */
+export async function runGroupChecks(client: GraphClient, input: GroupKey): Promise<GroupCheckResult> {
+  const [source, dest] = await Promise.all([attempt(() => client.getWaba(input.sourceWabaId)), attempt(() => client.getWaba(input.destWabaId))]);
   const businessId =
     input.businessId ?? (dest.ok ? dest.value.owner_business_info?.id : undefined) ?? (source.ok ? source.value.owner_business_info?.id : undefined) ?? null;
-
   const [owned, business] = businessId
     ? await Promise.all([attempt(() => client.listOwnedWabaIds(businessId)), attempt(() => client.getBusiness(businessId))])
     : [null, null];
-
-  const checks: CheckResult[] = [
-    sameBusiness(input, businessId, owned, source, dest),
-    businessVerified(businessId, business),
-    perWaba(input, source, dest, 'wabas_approved'),
-    perWaba(input, source, dest, 'payment_method'),
-    {
-      name: 'two_step_disabled',
-      status: 'unknown',
-      detail: 'The Cloud API can neither read nor disable two-step verification on a number.',
-      remedy:
-        'Turn off two-step verification for this number (WhatsApp Manager > Phone numbers > Two-step verification, or ask the current BSP), then confirm it: --confirm two_step_disabled.',
-    },
-  ];
-  const existing = numbers.ok ? findNumber(numbers.value, input) : null;
   return {
     businessId,
-    checks: applyConfirmations(checks, confirmations),
+    checks: [
+      sameBusiness(input, businessId, owned, source, dest),
+      businessVerified(businessId, business),
+      perWaba(input, source, dest, 'wabas_approved'),
+      perWaba(input, source, dest, 'payment_method'),
+    ],
+  };
+}
+
+const TWO_STEP: CheckResult = {
+  name: 'two_step_disabled',
+  status: 'unknown',
+  detail: 'The Cloud API can neither read nor disable two-step verification on a number.',
+  remedy:
+    'Turn off two-step verification for this number (WhatsApp Manager > Phone numbers > Two-step verification, or ask the current BSP), then confirm it: --confirm two_step_disabled.',
+};
+
+/**
+ * All five prerequisites plus a look-up of the number in the destination WABA. With `group`
+ * (a shared result for exactly this group), only the per-number work is done here.
+ */
+export async function runChecks(client: GraphClient, input: MigrationInput, confirmations: ChecksInput['confirmations'], group?: GroupChecks): Promise<ChecksOutput & { groupCheck?: string }> {
+  if (input.from === 'onprem') return runOnPremChecks(client, input, confirmations);
+  const shared =
+    group && group.sourceWabaId === input.sourceWabaId && group.destWabaId === input.destWabaId && group.requestedBusinessId === input.businessId ? group : undefined;
+  const snapshot = shared?.result.destNumbers;
+  const sourceSnapshot = shared?.result.sourceNumbers;
+  const [groupResult, numbers, sourceNumbers] = await Promise.all([
+    shared ? Promise.resolve(shared.result) : runGroupChecks(client, input),
+    snapshot ? Promise.resolve({ ok: true as const, value: snapshot }) : attempt(() => client.listPhoneNumbers(input.destWabaId)),
+    // The number's current (old) id, for the `migration.completed` notification. A source WABA
+    // we cannot list (another BSP's, say) only leaves it unknown.
+    sourceSnapshot ? Promise.resolve({ ok: true as const, value: sourceSnapshot }) : attempt(() => client.listPhoneNumbers(input.sourceWabaId)),
+  ]);
+  const existing = numbers.ok ? findNumber(numbers.value, input) : null;
+  const inSource = sourceNumbers.ok ? findNumber(sourceNumbers.value, input) : null;
+  return {
+    businessId: groupResult.businessId,
+    sourcePhoneNumberId: inSource?.id ?? null,
+    sourceNumber: sourceNumbers.ok
+      ? inSource
+        ? {
+            found: true,
+            id: inSource.id,
+            status: inSource.status ?? null,
+            nameStatus: (inSource as { name_status?: string }).name_status ?? null,
+            codeVerificationStatus: inSource.code_verification_status ?? null,
+            platform: inSource.platform_type ?? inSource.host_platform ?? null,
+          }
+        : { found: false }
+      : { found: null, error: why(sourceNumbers.error) },
+    checks: applyConfirmations([...groupResult.checks, TWO_STEP], confirmations),
     existing: existing
       ? { id: existing.id, status: existing.status ?? null, codeVerificationStatus: existing.code_verification_status ?? null }
       : null,
+    ...(shared ? { groupCheck: shared.ref } : {}),
   };
 }
 
 function sameBusiness(
-  input: MigrationInput,
+  input: GroupKey,
   businessId: string | null,
   owned: Read<string[]> | null,
   source: Read<WabaInfo>,
@@ -92,6 +137,13 @@ function sameBusiness(
   const owners = [source, dest].map((r) => (r.ok ? (r.value.owner_business_info?.id ?? null) : null));
   if (owners.every((o) => o === businessId))
     return { name, status: 'pass', detail: `Both WABAs report owner business ${businessId}.`, remedy: '' };
+  if (owners[0] !== null && owners[0] === owners[1] && owners[0] !== businessId)
+    return {
+      name,
+      status: 'fail',
+      detail: `Both WABAs are owned by business ${owners[0]}, not by business ${businessId}.`,
+      remedy: `Pass the owning business: --business ${owners[0]} (or leave --business out).`,
+    };
   if (owners.some((o) => o !== null && o !== businessId))
     return {
       name,
@@ -136,16 +188,24 @@ function businessVerified(businessId: string | null, business: Read<{ verificati
   };
 }
 
-function perWaba(input: MigrationInput, source: Read<WabaInfo>, dest: Read<WabaInfo>, name: 'wabas_approved' | 'payment_method'): CheckResult {
+function perWaba(input: GroupKey, source: Read<WabaInfo>, dest: Read<WabaInfo>, name: 'wabas_approved' | 'payment_method'): CheckResult {
   const sides = [
     ['source', input.sourceWabaId, source],
     ['destination', input.destWabaId, dest],
   ] as const;
   const bad: string[] = [];
   const unknown: string[] = [];
+  let missing = false;
   for (const [label, id, r] of sides) {
     if (!r.ok) {
-      unknown.push(`${label} WABA ${id} could not be read. ${why(r.error)}`);
+      // Code 100 / subcode 33: no such object (or invisible to this token). A fact, not an
+      // uncertainty: it fails, and a confirmation cannot turn it green.
+      if (r.error.code === 100 && r.error.subcode === 33) {
+        missing = true;
+        bad.push(name === 'wabas_approved' ? `${label} WABA ${id} does not exist or this token cannot see it. ${why(r.error)}` : `${label} WABA ${id} does not exist (see wabas_approved)`);
+      } else if (name === 'wabas_approved') unknown.push(`${label} WABA ${id} could not be read. ${why(r.error)}`);
+      // The same Graph error is shown once, in wabas_approved.
+      else unknown.push(`${label} WABA ${id} could not be read (see wabas_approved).`);
       continue;
     }
     if (name === 'wabas_approved') {
@@ -162,6 +222,13 @@ function perWaba(input: MigrationInput, source: Read<WabaInfo>, dest: Read<WabaI
     name === 'wabas_approved'
       ? 'Both WABAs must be APPROVED: wait for Meta’s review or fix what it rejected in WhatsApp Manager.'
       : 'Add a payment method to both WABAs in WhatsApp Manager > Account tools > Payment methods.';
+  if (missing)
+    return {
+      name,
+      status: 'fail',
+      detail: `${bad.join('; ')}.`,
+      remedy: 'Check the WABA id (WhatsApp Manager > Account tools > WhatsApp accounts) and that the system user is assigned to it. This cannot be confirmed away.',
+    };
   if (bad.length) return { name, status: 'fail', detail: `${bad.join('; ')}.`, remedy };
   if (unknown.length) return { name, status: 'unknown', detail: unknown.join(' '), remedy: `${remedy} Or confirm with --confirm ${name}.` };
   return {
@@ -173,4 +240,4 @@ function perWaba(input: MigrationInput, source: Read<WabaInfo>, dest: Read<WabaI
 }
 
 export const checksActor = (source: DepsSource<StepDeps>) =>
-  fromPromise<ChecksOutput, ChecksInput>(withDeps(source, (deps) => ({ input }) => step(() => runChecks(deps.client, input.input, input.confirmations))));
+  fromPromise<ChecksOutput, ChecksInput>(withDeps(source, (deps) => ({ input }) => step(() => runChecks(deps.client, input.input, input.confirmations, deps.groupChecks))));

@@ -11,15 +11,15 @@ export const confirmActor = (source: DepsSource<StepDeps>) =>
   fromPromise<ConfirmOutput, ConfirmInput>(withDeps(source, (deps) => ({ input }) =>
     step(async () => {
       const { client } = deps;
-      const [n, list, apps] = await Promise.all([
+      if (input.input.from === 'onprem') return confirmOnPrem(deps, input);
+      const [n, listed, apps] = await Promise.all([
         client.getPhoneNumber(input.phoneNumberId),
-        client.listPhoneNumbers(input.input.destWabaId),
+        client.wabaListsNumber(input.input.destWabaId, input.phoneNumberId),
         client.countSubscribedApps(input.input.destWabaId).catch((e: unknown) => {
           if (isGraphApiError(e) && !e.transient) return null;
           throw e;
         }),
       ]);
-      const listed = list.some((x) => x.id === input.phoneNumberId);
       const status = n.status ?? null;
       const connected = status?.toUpperCase() === 'CONNECTED';
       if (!listed || !connected) {
@@ -51,3 +51,23 @@ export const confirmActor = (source: DepsSource<StepDeps>) =>
       };
     }),
   ));
+
+/** On-Premises path: the number kept its id and WABA; done when it is CLOUD_API and CONNECTED. */
+async function confirmOnPrem(deps: StepDeps, input: ConfirmInput): Promise<ConfirmOutput> {
+  const n = await deps.client.getPhoneNumberPlatform(input.phoneNumberId);
+  const status = n.status ?? null;
+  const cloud = n.platform_type?.toUpperCase() === 'CLOUD_API';
+  if (!cloud || status?.toUpperCase() !== 'CONNECTED')
+    throw { kind: 'bad_response', transient: true, message: `number ${input.phoneNumberId} is ${n.platform_type ?? '?'} / ${status ?? '?'}, not CLOUD_API / CONNECTED yet` };
+  return {
+    connected: true,
+    listed: true,
+    status,
+    displayPhoneNumber: n.display_phone_number ?? null,
+    verifiedName: n.verified_name ?? null,
+    qualityRating: n.quality_rating ?? null,
+    warnings: [
+      `The number kept its phone_number_id ${input.phoneNumberId}: point your integration at graph.facebook.com with it. The On-Premises client is now disconnected; shut it down.`,
+    ],
+  };
+}

@@ -6,6 +6,9 @@ import type { StepDeps } from './deps.js';
 import { registerActor } from './register.js';
 import { requestCodeActor } from './request-code.js';
 import { verifyCodeActor } from './verify-code.js';
+import { snapshotActor } from './snapshot.js';
+import { backupActor } from './backup.js';
+import { carrySettingsActor } from './carry-settings.js';
 
 export type { StepDeps, Secrets } from './deps.js';
 
@@ -18,5 +21,8 @@ export function buildActors(deps: StepDeps | ((system: object) => StepDeps)) {
     verifyCode: verifyCodeActor(deps),
     register: registerActor(deps),
     confirm: confirmActor(deps),
+    snapshot: snapshotActor(deps),
+    backup: backupActor(deps),
+    carrySettings: carrySettingsActor(deps),
   };
 }

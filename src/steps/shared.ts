@@ -1,5 +1,6 @@
 /** Small helpers the step actors share. */
-import { toFailure, type FailureInfo, type Intent, type MigrationInput } from '../../machines/types.js';
+import { META, toFailure, type FailureInfo, type Intent, type MigrationInput } from '../../machines/types.js';
+import { isGraphApiError, type GraphApiError } from '../graph/errors.js';
 
 export type { FailureInfo, Intent };
 
@@ -46,3 +47,20 @@ export type DepsSource<D> = D | ((system: object) => D);
 export function withDeps<D, A extends { system: object }, R>(source: DepsSource<D>, body: (deps: D) => (args: A) => R): (args: A) => R {
   return (args) => body(typeof source === 'function' ? (source as (s: object) => D)(args.system) : source)(args);
 }
+
+/** One read of a check: its value, or the permanent Graph error that made it unreadable. */
+export type Read<T> = { ok: true; value: T } | { ok: false; error: GraphApiError };
+
+/** A permanent error on one check makes that check `unknown`; transient ones, a bad token and a
+ *  refused TLS certificate abort the whole step (retry later / fail with the remedy). */
+export async function attempt<T>(fn: () => Promise<T>): Promise<Read<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (e) {
+    if (!isGraphApiError(e) || e.transient || e.code === META.BAD_TOKEN || e.kind === 'tls') throw e;
+    return { ok: false, error: e };
+  }
+}
+
+/** Meta's words for a check's detail. */
+export const why = (e: GraphApiError) => `Graph said: ${e.message} (code ${e.code ?? '-'}, fbtrace_id ${e.fbtraceId ?? '-'}).`;

@@ -53,3 +53,13 @@ export class AtomicJSONFile<T> implements Adapter<T> {
     await rename(tmp, this.filename);
   }
 }
+
+/** fsyncs a directory, so a rename inside it survives a power cut. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -75,7 +75,7 @@ const cases: Case[] = [
   ['PIN: three digits', ['resume', 'good', '--code', '123456'], { WABA_REGISTER_PIN: '123' }, 2, /WABA_REGISTER_PIN: the register PIN must be exactly 6 digits/],
   ['PIN: letters', ['resume', 'good', '--code', '123456'], { WABA_REGISTER_PIN: 'abcdef' }, 2, /WABA_REGISTER_PIN: /],
   ['PIN file: missing', ['resume', 'good', '--code', '123456', '--pin-file', '/nonexistent/pin'], {}, 2, /--pin-file: cannot read \/nonexistent\/pin/],
-  ['code missing, no TTY', ['resume', 'good'], PIN, 2, /verification code missing: pass --code/],
+  ['code missing, no TTY', ['resume', 'good'], PIN, 2, /verification code missing: pipe it in with --code -, or use --code-file/],
   ['PIN missing, no TTY', ['resume', 'good', '--code', '123456'], {}, 2, /register PIN missing: set WABA_REGISTER_PIN/],
   ['resend: bad method', ['resend-code', 'good', '--code-method', 'pigeon'], {}, 2, /--code-method: /],
   // unknown migrations

@@ -63,7 +63,7 @@ describe('full flow', () => {
     expect(s.code, s.stderr).toBe(0);
     expect(s.stderr).toMatch(/checking → creating \(\d+\.\d\d s\)/);
     expect(s.stdout).toMatch(/Migration human: awaiting_code/);
-    expect(s.stdout).toMatch(/enter the code sent by SMS to \+16315551000 at \d\d:\d\d UTC: waba-migrate resume human --code/);
+    expect(s.stdout).toMatch(/enter the code sent by SMS to \+16315551000 at \d\d:\d\d:\d\d UTC: waba-migrate resume human --code/);
   });
 
   it('audit prints the history as table, json and csv', async () => {
@@ -71,7 +71,7 @@ describe('full flow', () => {
     const json = JSON.parse((await runCli(['audit', 'cli1', '--format', 'json'], env)).stdout);
     expect(json.history.map((h: { to: string }) => h.to)).toEqual(['checking', 'creating', 'requesting_code', 'awaiting_code']);
     const csv = (await runCli(['audit', 'cli1', '--format', 'csv'], env)).stdout.trim().split('\n');
-    expect(csv[0]).toBe('n,time,from,to,event,by,method,path,http_status,code,fbtrace_id,duration_ms');
+    expect(csv[0]).toBe('n,time,from,to,event,by,method,path,http_status,code,fbtrace_id,duration_ms,error,summary');
     expect(csv.some((l) => l.includes('POST,/v23.0/200000000000002/phone_numbers,200'))).toBe(true);
     const table = (await runCli(['audit', 'cli1'], env)).stdout;
     expect(table).toContain('creating → requesting_code');
@@ -127,7 +127,7 @@ describe('exit codes', () => {
   it('5 when another process holds the migration, naming its pid and host', async () => {
     await setup();
     await runCli(startArgs(), env);
-    const release = await new FileStore(w.dir).lock('cli1');
+    const lease = await new FileStore(w.dir).lock('cli1');
     try {
       const r = await runCli(['resume', 'cli1', '--code', '123456'], { ...env, WABA_REGISTER_PIN: '123456' });
       expect(r.code).toBe(5);
@@ -135,7 +135,7 @@ describe('exit codes', () => {
       // readers do not take the lock
       expect((await runCli(['status', 'cli1'], env)).code).toBe(0);
     } finally {
-      await release();
+      await lease.release();
     }
   });
 

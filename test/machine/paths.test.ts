@@ -24,6 +24,9 @@ const input: MigrationInput = {
   confirmations: [],
 };
 
+/** The On-Premises path (issue 12): one WABA, the number keeps its id. */
+const onpremInput: MigrationInput = { ...input, destWabaId: '1', from: 'onprem', onpremUrl: 'https://onprem.example', carryWebhook: { url: null } };
+
 const pass = (name: CheckResult['name']): CheckResult => ({ name, status: 'pass', detail: '', remedy: '' });
 const allPass = ['same_business', 'business_verified', 'wabas_approved', 'payment_method', 'two_step_disabled'].map((n) => pass(n as CheckResult['name']));
 const fail = (extra: Partial<FailureInfo>): FailureInfo => ({
@@ -50,6 +53,16 @@ function eventsFor(snapshot: { value: unknown; context: MigrationContext }): Any
   const common: AnyEventObject[] = [{ type: 'CANCEL', by: 't' }];
   switch (name) {
     case 'checking':
+      if (snapshot.context.input.from === 'onprem') {
+        const onpremChecks = ['business_verified', 'wabas_approved', 'payment_method', 'number_on_premise', 'app_subscribed', 'pin_known'].map((n) => pass(n as CheckResult['name']));
+        return [
+          done('checks', { businessId: '3', checks: onpremChecks, existing: { id: '9', status: 'CONNECTED', codeVerificationStatus: 'VERIFIED', platformType: 'ON_PREMISE' } }),
+          done('checks', { businessId: '3', checks: onpremChecks, existing: { id: '9', status: 'CONNECTED', codeVerificationStatus: 'VERIFIED', platformType: 'CLOUD_API' } }),
+          done('checks', { businessId: '3', checks: [...onpremChecks.slice(0, 5), { ...pass('pin_known'), status: 'unknown' }], existing: null }),
+          error('checks', transient),
+          ...common,
+        ];
+      }
       return [
         done('checks', { businessId: '3', checks: allPass, existing: null }),
         done('checks', { businessId: '3', checks: allPass, existing: { id: '9', status: 'CONNECTED', codeVerificationStatus: 'VERIFIED' } }),
@@ -62,6 +75,17 @@ function eventsFor(snapshot: { value: unknown; context: MigrationContext }): Any
       ];
     case 'blocked':
       return [{ type: 'RETRY' }, { type: 'CONFIRM_CHECK', check: 'two_step_disabled', by: 't' }, ...common];
+    case 'snapshotting':
+      return [done('snapshot', { settings: { callback_persist: true }, carryOver: [] }), error('snapshot', transient), error('snapshot', fail({})), ...common];
+    case 'backing_up':
+      return [done('backup', { reconciled: false }), error('backup', transient), error('backup', fail({})), ...common];
+    case 'carrying_settings':
+      return [
+        done('carrySettings', { carryOver: [{ setting: 'webhooks.url', value: '""', cloud: 'x', applied: true }] }),
+        error('carrySettings', transient),
+        error('carrySettings', fail({})),
+        ...common,
+      ];
     case 'creating':
       return [done('create', { phoneNumberId: '9', adopted: false }), error('create', transient), error('create', fail({})), ...common];
     case 'requesting_code':
@@ -91,6 +115,7 @@ function eventsFor(snapshot: { value: unknown; context: MigrationContext }): Any
         error('register', fail({ kind: 'needs_input', field: 'pin', code: null })),
         error('register', transient),
         error('register', fail({ code: 133016 })),
+        ...(snapshot.context.input.from === 'onprem' ? [error('register', fail({ code: 133005 }))] : []),
         ...common,
       ];
     case 'confirming':
@@ -113,16 +138,28 @@ const serializeState = (s: { value: unknown; context: MigrationContext }) =>
   JSON.stringify([s.value, s.context.hold, s.context.retry?.step ?? null]);
 
 const options = { input, events: eventsFor as never, serializeState: serializeState as never, limit: 200_000 };
+const onpremOptions = { ...options, input: onpremInput };
 
 /** Actors that never settle: the test delivers their outcomes as events. */
 const inert = () => fromPromise(() => new Promise<never>(() => {}));
 const liveMachine = migrationMachine.provide({
-  actors: { runChecks: inert(), createNumber: inert(), requestCode: inert(), verifyCode: inert(), register: inert(), confirm: inert() } as never,
+  actors: {
+    runChecks: inert(),
+    createNumber: inert(),
+    requestCode: inert(),
+    verifyCode: inert(),
+    register: inert(),
+    confirm: inert(),
+    snapshot: inert(),
+    backup: inert(),
+    carrySettings: inert(),
+  } as never,
 });
 
 describe('machine graph', () => {
   it('reaches every externally visible state', () => {
-    const paths = getShortestPaths(migrationMachine, options);
+    // The WABA → WABA path and the On-Premises path (issue 12) together reach every state.
+    const paths = [...getShortestPaths(migrationMachine, options), ...getShortestPaths(migrationMachine, onpremOptions)];
     const reached = new Set(paths.map((p) => stateName((p.state as { value: unknown }).value)));
     expect([...reached].sort()).toEqual([...STATE_NAMES].sort());
   });
@@ -144,6 +181,41 @@ describe('machine graph', () => {
       byEnd[expected] = (byEnd[expected] ?? 0) + 1;
     }
     for (const t of terminal) expect(byEnd[t], `paths to ${t}`).toBeGreaterThan(0);
+  });
+});
+
+describe('machine graph: On-Premises path (issue 12)', () => {
+  const names = (o: typeof options) => new Set(getShortestPaths(migrationMachine, o).map((p) => stateName((p.state as { value: unknown }).value)));
+
+  it('never creates, requests or verifies a code; the WABA path never snapshots, backs up or carries settings', () => {
+    const onprem = names(onpremOptions);
+    for (const s of ['creating', 'requesting_code', 'awaiting_code', 'verifying_code']) expect(onprem.has(s as never), s).toBe(false);
+    for (const s of ['snapshotting', 'backing_up', 'registering', 'carrying_settings', 'confirming', 'completed']) expect(onprem.has(s as never), s).toBe(true);
+    const waba = names(options);
+    for (const s of ['snapshotting', 'backing_up', 'carrying_settings']) expect(waba.has(s as never), s).toBe(false);
+  });
+
+  it('every simple path to completed, blocked, failed and cancelled replays on a live actor', () => {
+    const terminal = new Set(['completed', 'blocked', 'failed', 'cancelled']);
+    const paths = getSimplePaths(migrationMachine, { ...onpremOptions, toState: ((s: { value: unknown }) => terminal.has(stateName(s.value))) as never });
+    expect(paths.length).toBeGreaterThan(10);
+    for (const path of paths) {
+      const actor = createActor(liveMachine, { input: onpremInput });
+      actor.start();
+      for (const step of path.steps.slice(1)) actor.send(step.event as never);
+      expect(stateName(actor.getSnapshot().value)).toBe(stateName((path.state as { value: unknown }).value));
+      actor.stop();
+    }
+  });
+
+  it('a CLOUD_API number is adopted: straight to carrying_settings (asked) then confirming, keeping its id', () => {
+    const actor = createActor(liveMachine, { input: onpremInput });
+    actor.start();
+    const checks = ['business_verified', 'wabas_approved', 'payment_method', 'number_on_premise', 'app_subscribed', 'pin_known'].map((n) => pass(n as CheckResult['name']));
+    actor.send(done('checks', { businessId: '3', checks, existing: { id: '9', status: 'CONNECTED', codeVerificationStatus: 'VERIFIED', platformType: 'CLOUD_API' } }) as never);
+    expect(actor.getSnapshot().value).toBe('carrying_settings');
+    expect(actor.getSnapshot().context.phoneNumberId).toBe('9');
+    actor.stop();
   });
 });
 

@@ -17,6 +17,7 @@ describe('crash-anywhere with 20 % faults', () => {
     expect(v.completed).toBe(runs);
     expect(v.duplicateCreates).toBe(0);
     expect(v.duplicateRegisters).toBe(0);
+    expect(v.extraCodeRequests).toBe(0);
     expect(v.corruptDocuments).toBe(0);
     expect(v.historyGaps).toBe(0);
     expect(v.kills).toBeGreaterThan(runs / 2);

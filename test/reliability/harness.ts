@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import { watch } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FileStore } from '../../src/store/store.js';
+import { FileStore, type MigrationStore } from '../../src/store/store.js';
+import { PostgresStore } from '../../src/store/postgres/store.js';
 import { FIXTURES, GraphSandbox, prng, type FaultRates } from '../../src/sandbox/index.js';
 import { parsePhone } from '../../src/runner/validate.js';
 import type { MigrationContext } from '../../machines/migration.js';
@@ -25,6 +26,15 @@ export interface HarnessOptions {
   killChance: number;
   killWindowMs: [number, number];
   latencyMs: number;
+  /** Extra environment and global flags for every CLI invocation (e.g. a notify URL). */
+  env?: Record<string, string>;
+  globalArgs?: string[];
+  /** Each run's number starts on the source WABA, as a real one does (its old id is known). */
+  sourceNumbers?: boolean;
+  /** Looks at the state dir after the runs, before it is removed; failures go into the verdict. */
+  inspect?: (ctx: { dir: string; store: MigrationStore; env: Record<string, string>; sandbox: GraphSandbox; failures: string[] }) => Promise<void>;
+  /** A postgres:// URL to run against PostgreSQL (an empty database); default: a temp state dir. */
+  storeUrl?: string;
 }
 
 export interface Verdict {
@@ -37,6 +47,10 @@ export interface Verdict {
   completed: number;
   duplicateCreates: number;
   duplicateRegisters: number;
+  /** request_code calls Meta applied beyond one per number plus one per resend the person asked for. */
+  extraCodeRequests: number;
+  /** Resends the "person" asked for because no code arrived. */
+  resendsAsked: number;
   corruptDocuments: number;
   historyGaps: number;
   faultsInjected: number;
@@ -97,7 +111,8 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
   const sandbox = new GraphSandbox({ seed: opts.seed, latencyMs: opts.latencyMs, timeoutDelayMs: 900, faults: faultsFor(opts.faultRate) });
   const url = await sandbox.start();
   const dir = await tempDir('waba-harness-');
-  const store = new FileStore(dir);
+  const pgUrl = opts.storeUrl?.startsWith('postgres') ? opts.storeUrl : null;
+  const store: MigrationStore = pgUrl ? new PostgresStore(pgUrl) : new FileStore(dir);
   const rand = prng(opts.seed ^ 0x5eed);
   const v: Verdict = {
     seed: opts.seed,
@@ -108,6 +123,8 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
     completed: 0,
     duplicateCreates: 0,
     duplicateRegisters: 0,
+    extraCodeRequests: 0,
+    resendsAsked: 0,
     corruptDocuments: 0,
     historyGaps: 0,
     faultsInjected: 0,
@@ -117,11 +134,12 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
   };
   const env = {
     WABA_ACCESS_TOKEN: FIXTURES.token,
-    WABA_MIGRATE_STATE_DIR: dir,
+    ...(pgUrl ? { WABA_MIGRATE_STORE: pgUrl } : { WABA_MIGRATE_STATE_DIR: dir }),
     WABA_GRAPH_URL: url,
     WABA_REGISTER_PIN: '135790',
     WABA_GRAPH_TIMEOUT_MS: '600',
     WABA_MAX_WAIT_MS: '10000',
+    ...opts.env,
   };
   const tempsSeen = new Set<string>();
 
@@ -130,6 +148,8 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
     const phone = `+1631555${String(2000 + i).padStart(4, '0')}`;
     parsePhone(phone); // the harness's own numbers must be valid
     const digits = phone.slice(1);
+    if (opts.sourceNumbers) sandbox.addSourceNumber(FIXTURES.sourceWabaId, phone);
+    let resends = 0;
     for (let attempt = 0; attempt < 60; attempt++) {
       let doc = null;
       try {
@@ -146,7 +166,13 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
       }
       const ctx = doc?.snapshot.context as MigrationContext | undefined;
       const code = ctx?.phoneNumberId && (doc?.state === 'awaiting_code' || doc?.state === 'verifying_code') ? sandbox.lastCodeFor(ctx.phoneNumberId)?.code : undefined;
-      const args = doc
+      // A person waiting for a code that never came (the request was lost before Meta applied it,
+      // or the process died before sending) asks for a resend, as the next action tells them to.
+      const resend = doc?.state === 'awaiting_code' && !code;
+      if (resend) resends++;
+      const args = resend
+        ? ['resend-code', id]
+        : doc
         ? ['resume', id, ...(code ? ['--code', code] : [])]
         : ['start', '--id', id, '--phone', phone, '--source-waba', FIXTURES.sourceWabaId, '--dest-waba', FIXTURES.destWabaId, '--confirm', 'two_step_disabled',
            '--retry-base-ms', '10', '--retry-cap-ms', '100', '--max-attempts', '60', '--resend-cooldown-ms', '0'];
@@ -155,10 +181,10 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
       const kill: Kill =
         roll >= opts.killChance
           ? { kind: 'none' }
-          : roll < opts.killChance * 0.25 && doc
+          : roll < opts.killChance * 0.25 && doc && !pgUrl // PostgreSQL: a kill mid-transaction is just a kill (the server rolls it back)
             ? { kind: 'on-write', dir: join(dir, 'migrations'), id }
             : { kind: 'after', ms: Math.floor(lo + rand() * (hi - lo)) };
-      const r = await invoke(args, env, kill);
+      const r = await invoke([...(opts.globalArgs ?? []), ...args], env, kill);
       v.invocations++;
       if (r.killed) {
         v.kills++;
@@ -191,6 +217,13 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
       if ((sandbox.created.get(digits) ?? 0) === 0) v.failures.push(`${id}: never created`);
     }
     v.duplicateRegisters += Math.max(0, (sandbox.registered.get(digits) ?? 0) - 1);
+    // At most once with resend: every request_code Meta applied was the first or one asked for.
+    const applied = sandbox.outbox.filter((o) => o.phone === phone).length;
+    v.resendsAsked += resends;
+    if (applied > 1 + resends) {
+      v.extraCodeRequests += applied - 1 - resends;
+      v.failures.push(`${id}: request_code applied ${applied} times with ${resends} resend(s) asked`);
+    }
     for (let h = 1; h < doc.history.length; h++) {
       if (doc.history[h]!.from !== doc.history[h - 1]!.to || doc.history[h]!.n !== h + 1) {
         v.historyGaps++;
@@ -205,9 +238,11 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
       while (next < opts.runs) await one(next++);
     }),
   );
+  await opts.inspect?.({ dir, store, env, sandbox, failures: v.failures });
   v.faultsInjected = Object.values(sandbox.counters).reduce((a, c) => a + c.faults, 0);
   v.requests = Object.values(sandbox.counters).reduce((a, c) => a + c.calls, 0);
   await sandbox.stop();
+  await store.close();
   await rm(dir, { recursive: true, force: true });
   v.seconds = Math.round((performance.now() - started) / 100) / 10;
   return v;
@@ -225,6 +260,8 @@ export function verdictTable(v: Verdict): string {
     ['completed', `${v.completed} / ${v.runs}`],
     ['duplicate creates', v.duplicateCreates],
     ['duplicate registers', v.duplicateRegisters],
+    ['request_code beyond 1 + resends asked', v.extraCodeRequests],
+    ['resends asked (no code came)', v.resendsAsked],
     ['corrupt documents', v.corruptDocuments],
     ['history gaps', v.historyGaps],
     ['seconds', v.seconds],

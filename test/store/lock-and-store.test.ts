@@ -17,14 +17,16 @@ afterEach(async () => {
 describe('lock', () => {
   it('one holder at a time; the loser learns the holder’s pid and host', async () => {
     const store = new FileStore(await tempDir());
-    const release = await store.lock('m1');
+    const lease = await store.lock('m1');
     const err = await store.lock('m1').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MigrationLockedError);
     expect((err as MigrationLockedError).owner?.pid).toBe(process.pid);
     expect((err as Error).message).toMatch(new RegExp(`process ${process.pid} on \\S+ since`));
-    await release();
+    expect((await store.holder('m1'))?.pid).toBe(process.pid);
+    await lease.release();
+    expect(await store.holder('m1')).toBeNull();
     const again = await store.lock('m1');
-    await again();
+    await again.release();
   });
 
   it('a lock left by a SIGKILLed process is recovered at once', async () => {
@@ -38,12 +40,15 @@ describe('lock', () => {
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     const store = new FileStore(dir);
     await expect(store.lock('m1')).rejects.toThrow(new RegExp(`process ${child.pid}`));
+    // Readers can tell who holds it, without taking it.
+    expect((await store.holder('m1'))?.pid).toBe(child.pid);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('close', r));
+    expect(await store.holder('m1')).toBeNull();
     const t0 = Date.now();
-    const release = await store.lock('m1');
+    const lease = await store.lock('m1');
     expect(Date.now() - t0).toBeLessThan(1000);
-    await release();
+    await lease.release();
   });
 });
 
@@ -62,7 +67,7 @@ describe('store', () => {
   it('lists every document and reports damaged ones instead of skipping them', async () => {
     w = await world();
     await w.engine().start(w.startRequest({ id: 'a' }));
-    await w.engine().start(w.startRequest({ id: 'b', confirm: [] }));
+    await w.engine().start(w.startRequest({ id: 'b', phone: '+16315552000', confirm: [] }));
     await writeFile(join(w.dir, 'migrations', 'c.json'), '{');
     const listed = await w.store.list();
     expect(listed.map((m) => m.id)).toEqual(['a', 'b', 'c']);

@@ -7,7 +7,13 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('run a full migration against the bundled sandbox (reads the code from its outbox)')
     .option('--latency <ms>', 'added latency per sandbox call', '0')
-    .action(async (o: { latency: string }, cmd: Command) => {
+    .option('--from <source>', 'waba (default) or onprem: rehearse the On-Premises → Cloud API path on both sandboxes')
+    .action(async (o: { latency: string; from?: string }, cmd: Command) => {
+      if (o.from === 'onprem') return (await import('./demo-onprem.js')).demoOnPrem(cmd, Math.max(0, Number(o.latency) || 0));
+      if (o.from !== undefined && o.from !== 'waba') {
+        const { UsageError } = await import('../errors.js');
+        throw new UsageError(`--from: ${JSON.stringify(o.from)} must be waba or onprem`);
+      }
       const { globals, makeEngine } = await import('../context.js');
       const { EXIT } = await import('../errors.js');
       const { printJson, printView, Progress } = await import('../output.js');
@@ -20,7 +26,7 @@ export function registerDemo(program: Command): void {
         if (!g.json) process.stderr.write(`${s}\n`);
       };
       try {
-        const engine = makeEngine({ ...g, graphUrl: url }, FIXTURES.token, progress);
+        const engine = await makeEngine({ ...g, graphUrl: url }, FIXTURES.token, progress);
         const id = `demo-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
         say(`Sandbox Graph API on ${url}; state in ${g.stateDir}; migration ${id}`);
         say(`Operator confirms two-step verification is off for ${FIXTURES.phone} (the API cannot see it).`);
@@ -40,7 +46,7 @@ export function registerDemo(program: Command): void {
         if (g.json) printJson(view);
         else {
           printView(view);
-          process.stdout.write(`\nNew phone_number_id: ${view.phoneNumberId}\nAudit trail: waba-migrate audit ${id}${g.stateDir !== './state' ? ` --state-dir ${g.stateDir}` : ''}\n`);
+          process.stdout.write(`\nNew phone_number_id: ${view.phoneNumberId}\nAudit trail: waba-migrate audit ${id}${g.stateDir !== './state' ? ` --store ${g.stateDir.includes('://') ? g.stateDir : `file:${g.stateDir}`}` : ''}\n`);
         }
         process.exitCode = view.state === 'completed' ? EXIT.ok : EXIT.failed;
       } finally {

@@ -13,6 +13,6 @@ export function registerResendCode(program: Command): void {
       const g = globals(cmd);
       const method = o.codeMethod !== undefined ? parseCodeMethod(o.codeMethod, '--code-method') : undefined;
       const token = readToken(g);
-      process.exitCode = await runWithProgress(g.json, (progress) => makeEngine(g, token, progress).resendCode(id, method));
+      process.exitCode = await runWithProgress(g.json, async (progress, signal) => (await makeEngine(g, token, progress, { signal })).resendCode(id, method), g.verbosity < 0);
     });
 }

@@ -1,0 +1,277 @@
+/**
+ * `work`: drives every migration that can move without a person. It asks the store what is due
+ * (`listDue`), resumes each under its lock (a migration locked by another worker is skipped: that
+ * is how several workers share the work, on one host or on PostgreSQL), and sleeps until the next
+ * due time or until any process writes a migration (`store.watch`), never polling.
+ *
+ * Secrets stay out of the store: a migration held for the register PIN moves only in a worker that
+ * holds the PIN; the others leave it resting for `resume` or `batch codes`.
+ */
+import { MigrationEngine, type EngineOptions } from '../runner/engine.js';
+import type { MigrationView } from '../runner/view.js';
+import type { DueMigration } from '../store/document.js';
+import type { MigrationStore } from '../store/store.js';
+import { deliverPending } from '../notify/deliver.js';
+import { GroupCheckCache, noteBatchFinished } from './runner.js';
+
+export interface WorkerOptions extends EngineOptions {
+  /** Migrations driven at once (default 4). */
+  concurrency?: number;
+  /** One pass over what is due now, then return. */
+  once?: boolean;
+  /** Only this batch's migrations. */
+  batch?: string;
+  /** The register PIN, in memory only; without it, PIN-held migrations are left resting. */
+  pin?: string;
+  /** Stops the worker: no new migration is picked up; runs in flight stop before their next request. */
+  signal?: AbortSignal;
+  onEvent?: (e: WorkerEvent) => void;
+}
+
+export type WorkerEvent =
+  | { type: 'picked'; id: string; state: string }
+  | { type: 'done'; id: string; view: MigrationView }
+  | { type: 'skipped'; id: string; reason: string }
+  | { type: 'error'; id: string; error: string }
+  | { type: 'sleep'; until: number | null }
+  | { type: 'throttle'; waba: string; until: number; message: string }
+  | { type: 'notify'; delivered: number; failed: number; pending: number; disabled: boolean };
+
+export interface WorkerReport {
+  runs: number;
+  completed: number;
+  errors: number;
+  skippedLocked: number;
+}
+
+/** Shortest pause between two scans of the store when writes keep waking us. */
+const MIN_RESCAN_MS = 50;
+/** Shortest pause between two notification passes woken by writes (a run delivers its own
+ *  events at once; the worker's pass catches what is left: a killed run's, a retry that is due). */
+const MIN_DELIVERY_GAP_MS = 2_000;
+
+export class Worker {
+  readonly engine: MigrationEngine;
+  readonly store: MigrationStore;
+  readonly #opts: WorkerOptions;
+  readonly #inFlight = new Map<string, Promise<void>>();
+  readonly #groups: GroupCheckCache;
+  readonly #report: WorkerReport = { runs: 0, completed: 0, errors: 0, skippedLocked: 0 };
+  /** Migrations this worker left alone until the given time (locked elsewhere, throttled). */
+  readonly #backoff = new Map<string, number>();
+
+  constructor(opts: WorkerOptions) {
+    this.#opts = opts;
+    this.engine = new MigrationEngine(opts);
+    this.store = opts.store;
+    // Re-checked every 10 minutes: a worker may run for days.
+    this.#groups = new GroupCheckCache(this.engine, undefined, 'work', { ttlMs: 10 * 60_000 });
+  }
+
+  #emit(e: WorkerEvent): void {
+    this.#opts.onEvent?.(e);
+  }
+
+  async run(): Promise<WorkerReport> {
+    const signal = this.#opts.signal;
+    const concurrency = Math.max(1, this.#opts.concurrency ?? 4);
+    let wake: () => void = () => {};
+    let dirty = true;
+    const poke = () => {
+      dirty = true;
+      wake();
+    };
+    const unwatch = this.store.watch(() => {
+      this.#writtenSinceDelivery = true;
+      poke();
+    });
+    this.#pokeLoop = poke;
+    const onAbort = () => wake();
+    signal?.addEventListener('abort', onAbort);
+    const onThrottle = (t: { key: string; until: number; message: string }) => this.#emit({ type: 'throttle', waba: t.key, until: t.until, message: t.message });
+    this.engine.rateBudget.on('throttle', onThrottle);
+    try {
+      for (;;) {
+        if (signal?.aborted) break;
+        dirty = false;
+        const started = Date.now();
+        if (this.#opts.once) {
+          // One pass: every migration due now, each driven once to where it rests, then exit. The
+          // store is read once: re-listing after every run made a pass quadratic in what was due.
+          const pass = (await this.store.listDue(Date.now(), 100_000)).due;
+          for (;;) {
+            await this.#dispatch(concurrency, this.#passed, pass);
+            if (this.#inFlight.size === 0 || signal?.aborted) break;
+            await Promise.race(this.#inFlight.values());
+          }
+          // And one pass over the notifications still pending (a killed run's, a failed POST's).
+          if (this.#opts.notify && !signal?.aborted) await this.#deliveryPass();
+          break;
+        }
+        const dispatchNext = await this.#dispatch(concurrency);
+        if (signal?.aborted) break;
+        const notifyNext = this.#deliverIfDue();
+        const nextAt = dispatchNext === null ? notifyNext : notifyNext === null ? dispatchNext : Math.min(dispatchNext, notifyNext);
+        // Sleep until the next due time, a write by any process, a free slot, or shutdown.
+        const wait = nextAt === null ? null : Math.max(0, nextAt - Date.now());
+        if (!dirty && wait !== 0) {
+          this.#emit({ type: 'sleep', until: nextAt });
+          await new Promise<void>((resolve) => {
+            const t = wait === null ? null : setTimeout(resolve, Math.min(wait, 2 ** 31 - 1));
+            wake = () => {
+              if (t) clearTimeout(t);
+              wake = () => {};
+              resolve();
+            };
+          });
+        }
+        // Our own writes wake us too: do not rescan more often than this.
+        const since = Date.now() - started;
+        if (since < MIN_RESCAN_MS && !signal?.aborted) await new Promise((r) => setTimeout(r, MIN_RESCAN_MS - since));
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      unwatch();
+      this.engine.rateBudget.off('throttle', onThrottle);
+      // Shutdown: runs in flight stop before their next request (the engine's signal), write
+      // their state and release their locks; wait for that.
+      await Promise.all(this.#inFlight.values());
+      await Promise.all(this.#batchChecks.values());
+      await this.#delivering;
+    }
+    return { ...this.#report };
+  }
+
+  /** Starts what is due and free (up to the concurrency); returns when the next item is due. */
+  readonly #passed = new Set<string>();
+
+  async #dispatch(concurrency: number, passed?: Set<string>, pass?: DueMigration[]): Promise<number | null> {
+    const now = Date.now();
+    // A page a few times the free slots is enough: what other processes hold is not listed.
+    const { due, nextAt: storeNext } = pass ? { due: pass, nextAt: null } : await this.store.listDue(now, Math.max(16, concurrency * 4));
+    let nextAt = storeNext;
+    const later = (t: number) => {
+      nextAt = nextAt === null ? t : Math.min(nextAt, t);
+    };
+    for (const d of due) {
+      if (this.#opts.signal?.aborted) break;
+      if (this.#inFlight.has(d.id) || passed?.has(d.id)) continue;
+      if (!this.#wanted(d)) continue;
+      const until = this.#backoff.get(d.id);
+      if (until !== undefined && until > now) {
+        later(until);
+        continue;
+      }
+      if (this.#inFlight.size >= concurrency) {
+        // A slot frees when a run ends; its end wakes the loop.
+        later(Date.now() + 60_000);
+        break;
+      }
+      passed?.add(d.id);
+      const p = this.#drive(d).finally(() => {
+        this.#inFlight.delete(d.id);
+        this.#pokeLoop();
+      });
+      this.#inFlight.set(d.id, p);
+    }
+    return nextAt;
+  }
+
+  #pokeLoop: () => void = () => {};
+
+  // ---- notifications (issue 13): `work` delivers what is pending, so nothing waits for the next
+  // migration to move. deliverPending takes each outbox's delivery lock: two workers never send
+  // one event at once.
+  #delivering: Promise<void> | null = null;
+  #notifyNext: number | null = null;
+  #lastDelivery = 0;
+  /** A write (by any process) since the last pass: it may have queued events. */
+  #writtenSinceDelivery = false;
+
+  /**
+   * Starts a delivery pass in the background when one is due: the first, a pending event's due
+   * time, or writes since the last pass (at most one pass per MIN_DELIVERY_GAP_MS). Returns when
+   * the next one is due; null when nothing is pending and nothing was written (no polling).
+   */
+  #deliverIfDue(): number | null {
+    if (!this.#opts.notify) return null;
+    if (this.#delivering) return this.#notifyNext;
+    const now = Date.now();
+    const gapOver = this.#lastDelivery + MIN_DELIVERY_GAP_MS;
+    const due = this.#lastDelivery === 0 || (this.#notifyNext !== null && this.#notifyNext <= now) || (this.#writtenSinceDelivery && gapOver <= now);
+    if (!due) return this.#writtenSinceDelivery ? Math.min(gapOver, this.#notifyNext ?? gapOver) : this.#notifyNext;
+    this.#delivering = this.#deliveryPass().finally(() => {
+      this.#delivering = null;
+      this.#pokeLoop();
+    });
+    return this.#notifyNext;
+  }
+
+  async #deliveryPass(): Promise<void> {
+    this.#lastDelivery = Date.now();
+    this.#writtenSinceDelivery = false;
+    try {
+      const sum = await deliverPending(this.store, { ...this.#opts.notify!, ...(this.#opts.signal ? { signal: this.#opts.signal } : {}) });
+      // A disabled endpoint (410) waits for `notify enable`, not for a time.
+      this.#notifyNext = sum.disabledEndpoint ? null : sum.nextAt;
+      if (sum.attempted) this.#emit({ type: 'notify', delivered: sum.delivered, failed: sum.failed, pending: sum.pending, disabled: sum.disabledEndpoint !== null });
+    } catch (e) {
+      this.#notifyNext = Date.now() + MIN_DELIVERY_GAP_MS;
+      this.#emit({ type: 'error', id: 'notifications', error: (e as Error).message });
+    }
+  }
+
+  /** Batches to look at once the runs in flight settle (one look per batch per burst). */
+  readonly #batchChecks = new Map<string, Promise<void>>();
+
+  #checkBatch(batch: string): void {
+    if (this.#batchChecks.has(batch)) return;
+    const p = new Promise<void>((r) => setTimeout(r, 200))
+      .then(() => noteBatchFinished(this.store, batch))
+      .then(
+        () => undefined,
+        (e: unknown) => this.#emit({ type: 'error', id: `batch ${batch}`, error: (e as Error).message }),
+      )
+      .finally(() => this.#batchChecks.delete(batch));
+    this.#batchChecks.set(batch, p);
+  }
+
+  #wanted(d: DueMigration): boolean {
+    if (this.#opts.batch !== undefined && d.batch !== this.#opts.batch) return false;
+    if (d.hold === 'pin' && !this.#opts.pin) return false;
+    return true;
+  }
+
+  async #drive(d: DueMigration): Promise<void> {
+    this.#emit({ type: 'picked', id: d.id, state: d.state });
+    this.#report.runs++;
+    try {
+      // Shared prerequisite checks for a migration that will run them (once per group per worker run).
+      let groupChecks;
+      if (d.state === 'checking' || d.state === 'waiting_retry') {
+        const doc = await this.store.load(d.id);
+        const retryStep = (doc.snapshot.context as { retry?: { step?: string } | null }).retry?.step;
+        if (doc.state === 'checking' || retryStep === 'checking') groupChecks = (await this.#groups.get(doc.input)) ?? undefined;
+      }
+      const view = await this.engine.resume(d.id, { ...(this.#opts.pin ? { pin: this.#opts.pin } : {}), ...(groupChecks ? { groupChecks } : {}) });
+      if (view.state === 'completed') this.#report.completed++;
+      this.#emit({ type: 'done', id: d.id, view });
+      // The last row of a batch to finish queues the batch's `batch.completed` notification.
+      if (d.batch && ['completed', 'failed', 'blocked', 'cancelled'].includes(view.state)) this.#checkBatch(d.batch);
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name === 'MigrationLockedError') {
+        // Another worker (or a person) has it: look again a little later.
+        this.#report.skippedLocked++;
+        this.#backoff.set(d.id, Date.now() + 1_000);
+        this.#emit({ type: 'skipped', id: d.id, reason: (e as Error).message });
+        return;
+      }
+      if (name === 'RunInterruptedError') return;
+      this.#report.errors++;
+      // Do not hammer a migration that keeps failing to load or run: retry it in a minute.
+      this.#backoff.set(d.id, Date.now() + 60_000);
+      this.#emit({ type: 'error', id: d.id, error: (e as Error).message });
+    }
+  }
+}

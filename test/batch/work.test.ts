@@ -1,0 +1,152 @@
+/**
+ * `work` through the real CLI: graceful shutdown (SIGTERM mid-run → exit 0, locks released, every
+ * state valid), PIN-held migrations left alone without the PIN, sleeping until a retry is due.
+ */
+import { spawn } from 'node:child_process';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { BatchRunner, Worker } from '../../src/batch/index.js';
+import { UNFINISHED } from '../../src/store/document.js';
+import { CLI } from '../helpers/cli.js';
+import { FIXTURES, world, type World } from '../helpers/env.js';
+
+let w: World | null = null;
+afterEach(async () => {
+  await w?.close();
+  w = null;
+});
+
+const csv = (n: number, from = 5000) =>
+  `phone,source_waba,dest_waba,confirm\n${Array.from({ length: n }, (_, i) => `+1631555${from + i},${FIXTURES.sourceWabaId},${FIXTURES.destWabaId},two_step_disabled`).join('\n')}\n`;
+
+/** n migrations of batch `b` waiting for the PIN (codes submitted without one). */
+async function heldForPin(w: World, n: number) {
+  const runner = new BatchRunner({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', concurrency: 4 });
+  await runner.start(csv(n), { id: 'b' });
+  const text = `phone,code\n${w.sandbox.outbox.map((o) => `${o.phone},${o.code}`).join('\n')}\n`;
+  const { summary } = await runner.codes('b', text);
+  expect(summary.counts.registering).toBe(n);
+  return runner;
+}
+
+describe('work', () => {
+  it('without the PIN leaves PIN-held migrations resting; with it, completes them', async () => {
+    w = await world();
+    await heldForPin(w, 3);
+    const base = { store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', once: true };
+    const none = await new Worker(base).run();
+    expect(none.runs).toBe(0);
+    expect(w.sandbox.counters['POST register']?.calls ?? 0).toBe(0);
+    const done = await new Worker({ ...base, pin: '246810' }).run();
+    expect(done.completed).toBe(3);
+    expect(w.sandbox.registered.size).toBe(3);
+    // The worker that finished the batch's last row queued its batch.completed notification.
+    expect((await w.store.loadBatch('b')).outbox?.map((e) => e.type)).toEqual(['batch.completed']);
+  });
+
+  it('sleeps until a retry is due (no polling), then drives it', async () => {
+    w = await world({ faults: { serverError: 1 } });
+    const engine = new (await import('../../src/runner/engine.js')).MigrationEngine({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', maxWaitMs: 0 });
+    const v = await engine.start(w.startRequest({ policy: { retryBaseMs: 1_500, retryCapMs: 1_500, maxAttemptsPerStep: 10 } }));
+    expect(v.state).toBe('waiting_retry');
+    w.sandbox.setFaults({});
+    const controller = new AbortController();
+    const events: string[] = [];
+    const worker = new Worker({
+      store: w.store,
+      token: FIXTURES.token,
+      graphUrl: w.url,
+      operator: 'tester',
+      signal: controller.signal,
+      onEvent: (e) => {
+        events.push(e.type);
+        if (e.type === 'done' && e.view.state === 'awaiting_code') controller.abort();
+      },
+    });
+    const before = Object.values(w.sandbox.counters).reduce((a, c) => a + c.calls, 0);
+    const t0 = Date.now();
+    const report = await worker.run();
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(report.runs).toBe(1); // woke once, for the due retry: no busy loop
+    expect(events[0]).toBe('sleep');
+    expect(Object.values(w.sandbox.counters).reduce((a, c) => a + c.calls, 0)).toBeGreaterThan(before);
+    expect((await w.store.load('m1')).state).toBe('awaiting_code');
+  });
+
+  it('SIGTERM mid-run: exit 0, every lock released, every state valid; a rerun finishes', async () => {
+    w = await world({ latencyMs: 150 });
+    await heldForPin(w, 6);
+    const env = { PATH: process.env.PATH ?? '', NO_COLOR: '1', WABA_ACCESS_TOKEN: FIXTURES.token, WABA_GRAPH_URL: w.url, WABA_MIGRATE_STATE_DIR: w.dir, WABA_REGISTER_PIN: '246810' };
+    const child = spawn(process.execPath, [CLI, 'work', '--concurrency', '3'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    // Stop it once it is mid-run: a register or confirm call in flight.
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if ((w!.sandbox.counters['POST register']?.calls ?? 0) >= 1) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 5);
+    });
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(/SIGTERM: finishing the runs in flight/);
+    const all = await w.store.scan((m) => m);
+    for (const m of all) {
+      expect(m.doc, m.error?.message).toBeDefined();
+      expect(await w.store.holder(m.id)).toBeNull();
+    }
+    expect(all.some((m) => m.doc && UNFINISHED(m.doc.state))).toBe(true); // it really was stopped mid-way
+    await w.sandbox.idle();
+    // A rerun picks up where it stopped; nothing is registered twice.
+    const r = await new Worker({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', once: true, pin: '246810' }).run();
+    expect(r.errors).toBe(0);
+    const after = await w.store.scan((m) => `${m.id} ${m.doc!.state} ${JSON.stringify((m.doc!.snapshot.context as { hold?: unknown }).hold)} ${m.doc!.history.slice(-2).map((h) => h.event.type).join(',')}`);
+    expect(after.filter((s) => !s.includes(' completed '))).toEqual([]);
+    for (const n of w.sandbox.registered.values()) expect(n).toBe(1);
+  }, 30_000);
+
+  it('two workers share the work: every migration runs once, none twice at the same time', async () => {
+    w = await world({ latencyMs: 20 });
+    await heldForPin(w, 8);
+    const mk = () => new Worker({ store: w!.store, token: FIXTURES.token, graphUrl: w!.url, operator: 'tester', once: true, pin: '246810', concurrency: 4 });
+    const [a, b] = await Promise.all([mk().run(), mk().run()]);
+    expect(a.errors + b.errors).toBe(0);
+    // A second pass finishes anything the first skipped because the other worker held it.
+    await mk().run();
+    expect((await w.store.scan((m) => m.doc!.state)).every((s) => s === 'completed')).toBe(true);
+    for (const n of w.sandbox.registered.values()) expect(n).toBe(1);
+  }, 30_000);
+});
+
+describe('work and notifications', () => {
+  it('a long-running worker delivers events left pending, once the receiver is back, without any migration moving', async () => {
+    const { Receiver, TEST_SECRET } = await import('../helpers/receiver.js');
+    const { notifyOptions } = await import('../../src/notify/deliver.js');
+    const { MigrationEngine } = await import('../../src/runner/engine.js');
+    const rx = new Receiver();
+    await rx.start();
+    try {
+      w = await world();
+      const notify = notifyOptions({ url: rx.url, secret: TEST_SECRET, backoffMs: 50, maxBackoffMs: 50 });
+      rx.answer = () => '500';
+      // A run whose POSTs failed: it rests in awaiting_code (nothing for a worker to drive) with two events pending.
+      const v = await new MigrationEngine({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', notify }).start(w.startRequest());
+      expect(v.state).toBe('awaiting_code');
+      expect(rx.accepted).toEqual([]);
+      rx.answer = () => 'ok';
+      const controller = new AbortController();
+      const seen: string[] = [];
+      const running = new Worker({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', notify, signal: controller.signal, onEvent: (e) => seen.push(e.type) }).run();
+      await vi.waitFor(() => expect(rx.accepted.map((x) => x.payload.type)).toEqual(['migration.started', 'migration.awaiting_code']), { timeout: 10_000, interval: 20 });
+      controller.abort();
+      const report = await running;
+      expect(report.runs).toBe(0); // nothing was driven: the delivery pass alone sent them
+      expect(seen).toContain('notify');
+      expect(rx.badSignatures).toEqual([]);
+    } finally {
+      await rx.stop();
+    }
+  });
+});

@@ -1,0 +1,186 @@
+/** What only PostgresStore has to prove: schema versions, database-enforced history, fenced writes, session-bound leases. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MigrationLockLostError } from '../../src/store/lock.js';
+import { StateDocumentError } from '../../src/store/document.js';
+import { lockKey } from '../../src/store/postgres/keys.js';
+import { PostgresStore } from '../../src/store/postgres/store.js';
+import { runCli } from '../helpers/cli.js';
+import { createTestDatabase, pgAvailable, TEST_PG, type TestDatabase } from '../helpers/pg.js';
+import { entry, makeDoc } from './contract.js';
+
+const dbs: TestDatabase[] = [];
+afterAll(async () => {
+  for (const d of dbs.splice(0)) await d.drop();
+});
+async function fresh(tag: string): Promise<TestDatabase> {
+  const db = await createTestDatabase(tag);
+  dbs.push(db);
+  return db;
+}
+
+const STORE_JS = new URL('../../dist/src/store/postgres/store.js', import.meta.url).href;
+
+describe.skipIf(!pgAvailable)('PostgresStore', () => {
+  it('applies the schema once when several processes start at once; a newer schema is refused and left alone (exit 6)', async () => {
+    const db = await fresh('schema');
+    const stores = [0, 1, 2, 3].map(() => new PostgresStore(db.url, { fsync: 'never' }));
+    await Promise.all(stores.map((s, i) => s.saveBatch({ schemaVersion: 1, id: `b${i}`, createdAt: 'x', createdBy: 't', updatedAt: new Date().toISOString(), options: {}, rows: [], groupChecks: [], cancelled: null })));
+    for (const s of stores) await s.close();
+    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }]);
+    await db.sql('INSERT INTO waba_migrate.schema_version (version) VALUES (99)');
+    const s = new PostgresStore(db.url);
+    const e = await s.listBatches().catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(StateDocumentError);
+    expect((e as StateDocumentError).problem).toBe('unknown_schema');
+    await s.close();
+    const r = await runCli(['status', 'm1', '--store', db.url]);
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/schema version 99; this waba-migrate knows up to 2/);
+    const w = await runCli(['cancel', 'm1', '--store', db.url]);
+    expect(w.code).toBe(6);
+    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 99 }]);
+  });
+
+  it('reading an empty database creates nothing', async () => {
+    const db = await fresh('empty');
+    const r = await runCli(['list', '--store', db.url]);
+    expect(r.code).toBe(0);
+    expect(await db.sql(`SELECT 1 FROM pg_namespace WHERE nspname = 'waba_migrate'`)).toEqual([]);
+  });
+
+  it('the database itself refuses to change or delete a history entry', async () => {
+    const db = await fresh('append');
+    const s = new PostgresStore(db.url, { fsync: 'never' });
+    const l = await s.lock('a1');
+    await (await s.create(makeDoc('a1', { history: 2 }))).save();
+    await l.release();
+    await s.close();
+    await expect(db.sql(`UPDATE waba_migrate.history SET entry = '{}' WHERE migration_id = 'a1'`)).rejects.toThrow(/append-only/);
+    await expect(db.sql(`DELETE FROM waba_migrate.history WHERE migration_id = 'a1'`)).rejects.toThrow(/append-only/);
+    await expect(db.sql(`INSERT INTO waba_migrate.history (migration_id, n, entry) VALUES ('a1', 2, '{}')`)).rejects.toThrow(/duplicate key/);
+  });
+
+  it('a write after the lease session ended fails (MigrationLockLostError) and lands nowhere; a write without the lease fails while another holds it', async () => {
+    const db = await fresh('fence');
+    const s = new PostgresStore(db.url, { fsync: 'never' });
+    const lease = await s.lock('f1');
+    const h = await s.create(makeDoc('f1'));
+    await h.save();
+    const k = lockKey('migration', 'f1');
+    const [holder] = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
+    await db.sql('SELECT pg_terminate_backend($1)', [holder!.pid]);
+    await new Promise((r) => setTimeout(r, 100));
+    h.data.history.push(entry(h.data, 'awaiting_code'));
+    await expect(h.save()).rejects.toBeInstanceOf(MigrationLockLostError);
+    await expect(lease.assertHeld()).rejects.toBeInstanceOf(MigrationLockLostError);
+    expect(await db.sql(`SELECT n FROM waba_migrate.history WHERE migration_id = 'f1'`)).toEqual([{ n: 1 }]);
+    await lease.release();
+    // Another process holds it now: this process's unleased handle may not write either.
+    const other = new PostgresStore(db.url, { fsync: 'never' });
+    const l2 = await other.lock('f1');
+    const h2 = await s.open('f1');
+    h2.data.history.push(entry(h2.data, 'awaiting_code'));
+    await expect(h2.save()).rejects.toThrow(/in use by process/);
+    expect(await db.sql(`SELECT n FROM waba_migrate.history WHERE migration_id = 'f1'`)).toEqual([{ n: 1 }]);
+    await l2.release();
+    await other.close();
+    await s.close();
+  });
+
+  it('the connection string’s password never reaches output or errors', async () => {
+    const u = new URL(TEST_PG);
+    u.password = 'Sup3rSecretPw';
+    const missing = new URL(u);
+    missing.pathname = '/waba_no_such_db_x';
+    const r = await runCli(['status', 'm1', '--store', missing.toString()]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).not.toContain('Sup3rSecretPw');
+    expect(r.stderr).toMatch(/postgres:\/\/\S*@?127\.0\.0\.1:5432\/waba_no_such_db_x/);
+    const db = await fresh('pw');
+    const withPw = new URL(db.url);
+    withPw.password = 'Sup3rSecretPw';
+    const l = await runCli(['list', '--store', withPw.toString()]);
+    expect(l.stdout + l.stderr).not.toContain('Sup3rSecretPw');
+    expect(new PostgresStore(withPw.toString()).where).not.toContain('Sup3rSecretPw');
+  });
+
+  /**
+   * A holder frozen by SIGSTOP: its session is ended (by the test, as an operator or the server's
+   * timeout would), another process takes over, and when the frozen one wakes it writes nothing
+   * and sends nothing more. The child prints "post <k>" only after assertHeld() passed (the gate
+   * before every POST) and "saved <k>" after a write.
+   */
+  for (const how of ['pg_terminate_backend', 'idle_session_timeout'] as const) {
+    it(`a SIGSTOPped holder that lost its session (${how}) never writes or posts again`, async () => {
+      const db = await fresh('stop');
+      const s = new PostgresStore(db.url, { fsync: 'never' });
+      const l0 = await s.lock('s1');
+      await (await s.create(makeDoc('s1', { state: 'checking' }))).save();
+      await l0.release();
+      const script = `
+        import { PostgresStore } from ${JSON.stringify(STORE_JS)};
+        const s = new PostgresStore(${JSON.stringify(db.url)}, { fsync: 'never', leaseTimeoutMs: 1200 });
+        const lease = await s.lock('s1');
+        const h = await s.open('s1');
+        for (let k = 1; ; k++) {
+          try {
+            await lease.assertHeld();
+            console.log('post ' + k);
+            const d = h.data;
+            d.history.push({ n: d.history.length + 1, at: new Date().toISOString(), from: d.state, to: d.state, event: { type: 'child' }, calls: [], by: 'child' });
+            await h.save();
+            console.log('saved ' + k);
+          } catch (e) {
+            console.log('stopped ' + e.name);
+            process.exit(5);
+          }
+          await new Promise((r) => setTimeout(r, 150));
+        }`;
+      const child: ChildProcess = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      const until = async (cond: () => boolean, ms = 10_000) => {
+        const t0 = Date.now();
+        while (!cond()) {
+          if (Date.now() - t0 > ms) throw new Error(`timed out; child said: ${out}`);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      };
+      await until(() => /saved 3\n/.test(out));
+      child.kill('SIGSTOP');
+      await new Promise((r) => setTimeout(r, 20));
+      const frozenOut = out;
+      const k = lockKey('migration', 's1');
+      if (how === 'pg_terminate_backend') {
+        const rows = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
+        expect(rows.length).toBe(1);
+        await db.sql('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      }
+      // Another process takes over as soon as the server has ended the frozen session.
+      let lease2 = null;
+      const t0 = Date.now();
+      while (!lease2) {
+        lease2 = await s.lock('s1').catch(() => null);
+        if (!lease2) await new Promise((r) => setTimeout(r, 50));
+        if (Date.now() - t0 > 10_000) throw new Error('the frozen holder kept the lock');
+      }
+      const h2 = await s.open('s1');
+      const takenAt = h2.data.history.length;
+      h2.data.history.push({ ...entry(h2.data, 'checking'), by: 'successor' });
+      await h2.save();
+      child.kill('SIGCONT');
+      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      expect(code).toBe(5);
+      const after = out.slice(frozenOut.length);
+      expect(after).not.toMatch(/post|saved/);
+      expect(after).toMatch(/stopped MigrationLockLostError/);
+      const hist = await db.sql<{ n: number; by: string }>(`SELECT n, entry->>'by' AS by FROM waba_migrate.history WHERE migration_id = 's1' ORDER BY n`);
+      expect(hist.filter((x) => x.by === 'child' && x.n > takenAt)).toEqual([]);
+      expect(hist.map((x) => x.n)).toEqual(hist.map((_x, i) => i + 1));
+      expect(hist[hist.length - 1]!.by).toBe('successor');
+      await lease2.release();
+      await s.close();
+    }, 30_000);
+  }
+});
