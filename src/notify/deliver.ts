@@ -307,7 +307,12 @@ export class RunNotifier {
           this.#gate ? { gate: this.#gate, owner: this.doc.id } : undefined,
         );
         if (r.gone || r.disabled) this.#gone = true;
-        if (r.failed && !r.gone && r.nextAt !== null && !this.#stopped) this.#retryAt(r.nextAt);
+        // A failure, or a first pending event not yet due (a timer may fire a little before the
+        // clock reaches its due time): come back when it is due, or nothing would send it until
+        // the next write.
+        const now = (this.opts.now ?? Date.now)();
+        const waiting = r.nextAt !== null && (r.failed > 0 || r.nextAt > now);
+        if (waiting && !r.gone && !r.disabled && !this.#stopped) this.#retryAt(r.nextAt!);
         if (r.gone || r.disabled || r.failed) break;
       } while (this.#again && !this.#stopped);
     } catch {

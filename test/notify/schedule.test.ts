@@ -159,4 +159,19 @@ describe('delivery beside a run', () => {
     expect(rx.accepted.map((d) => d.id)).toEqual([doc.outbox![0]!.id, doc.outbox![1]!.id]);
     expect(saved).toBe(1);
   });
+
+  it('a retry timer that fires before its clock says the event is due comes back later instead of giving up', async () => {
+    // A clock at half speed: every timer fires "early" by that clock, as Node's timers can by a
+    // millisecond against Date.now(). The event must still go once it is due.
+    rx.answer = (n) => (n === 1 ? '500' : 'ok');
+    const start = Date.now();
+    const slow = () => start + (Date.now() - start) / 2;
+    const doc = { outbox: outbox(1) } as unknown as MigrationDocument;
+    const n = new RunNotifier(doc, { ...opts, now: slow, backoffMs: 40, maxBackoffMs: 40 });
+    n.kick(1);
+    await vi.waitFor(() => expect(rx.accepted.length).toBe(1), { timeout: 10_000, interval: 10 });
+    expect(rx.requests).toBe(2);
+    expect(slow() - start).toBeGreaterThanOrEqual(40); // not sent before it was due by its clock
+    await n.finish(async () => {});
+  });
 });
