@@ -96,11 +96,20 @@ export class Worker {
         dirty = false;
         const started = Date.now();
         if (this.#opts.once) {
-          // One pass: every migration due now, each driven once to where it rests, then exit. The
-          // store is read once: re-listing after every run made a pass quadratic in what was due.
-          const pass = (await this.store.listDue(Date.now(), 100_000)).due;
+          // One pass: every migration due when it began, each driven once to where it rests, then
+          // exit. Whenever slots are free the store is asked for the next few due ones that nobody
+          // holds: what another worker has taken or already moved is not listed, so workers on
+          // several hosts share the pass instead of each walking every row (reading the whole due
+          // list once made three workers slower than one). Each ask is one indexed query of at
+          // most a few rows more than the free slots, plus the ones this pass already tried that
+          // may still be listed (a run that failed or found the migration locked).
+          const cutoff = Date.now();
           for (;;) {
-            await this.#dispatch(concurrency, this.#passed, pass);
+            const free = concurrency - this.#inFlight.size;
+            if (free > 0 && !signal?.aborted) {
+              const { due } = await this.store.listDue(cutoff, free + 8 + this.#stuck + this.#unwanted.size);
+              await this.#dispatch(concurrency, this.#passed, due);
+            }
             if (this.#inFlight.size === 0 || signal?.aborted) break;
             await Promise.race(this.#inFlight.values());
           }
@@ -144,6 +153,11 @@ export class Worker {
 
   /** Starts what is due and free (up to the concurrency); returns when the next item is due. */
   readonly #passed = new Set<string>();
+  /** `--once`: runs of this pass that may have left their migration listed as due (nothing was
+   *  written: an error, a lock held elsewhere, an interruption), and the due ones this worker
+   *  does not take (another batch, a PIN it lacks). The pass asks for that many more rows. */
+  #stuck = 0;
+  readonly #unwanted = new Set<string>();
 
   async #dispatch(concurrency: number, passed?: Set<string>, pass?: DueMigration[]): Promise<number | null> {
     const now = Date.now();
@@ -156,7 +170,10 @@ export class Worker {
     for (const d of due) {
       if (this.#opts.signal?.aborted) break;
       if (this.#inFlight.has(d.id) || passed?.has(d.id)) continue;
-      if (!this.#wanted(d)) continue;
+      if (!this.#wanted(d)) {
+        this.#unwanted.add(d.id);
+        continue;
+      }
       const until = this.#backoff.get(d.id);
       if (until !== undefined && until > now) {
         later(until);
@@ -254,11 +271,13 @@ export class Worker {
         if (doc.state === 'checking' || retryStep === 'checking') groupChecks = (await this.#groups.get(doc.input)) ?? undefined;
       }
       const view = await this.engine.resume(d.id, { ...(this.#opts.pin ? { pin: this.#opts.pin } : {}), ...(groupChecks ? { groupChecks } : {}) });
+      if (Date.parse(view.updatedAt) <= d.dueAt) this.#stuck++; // not written: may still be listed
       if (view.state === 'completed') this.#report.completed++;
       this.#emit({ type: 'done', id: d.id, view });
       // The last row of a batch to finish queues the batch's `batch.completed` notification.
       if (d.batch && ['completed', 'failed', 'blocked', 'cancelled'].includes(view.state)) this.#checkBatch(d.batch);
     } catch (e) {
+      this.#stuck++;
       const name = (e as Error).name;
       if (name === 'MigrationLockedError') {
         // Another worker (or a person) has it: look again a little later.

@@ -300,7 +300,7 @@ export class MigrationEngine {
     const leases = await this.#lockBoth(input.id, input.phone);
     try {
       // Again under both locks: another process may have started this id or number meanwhile.
-      await this.#refuseOtherLive(input.phone, input.id);
+      const ledger = await this.#numberUnderLock(input.phone, input.id);
       const now = new Date().toISOString();
       const doc: MigrationDocument = {
         schemaVersion: SCHEMA_VERSION,
@@ -315,7 +315,7 @@ export class MigrationEngine {
       };
       const handle = await this.store.create(doc);
       const webhookUrl = typeof req.carryWebhook === 'string' ? req.carryWebhook : undefined;
-      return await this.#drive(handle, false, { pin, leases, ledger: await this.#ledger(input.phone, input.id), ...(webhookUrl ? { webhookUrl } : {}), groupChecks: req.groupChecks });
+      return await this.#drive(handle, false, { pin, leases, ledger, ...(webhookUrl ? { webhookUrl } : {}), groupChecks: req.groupChecks });
     } finally {
       await releaseAll(leases);
     }
@@ -325,7 +325,7 @@ export class MigrationEngine {
   async #lockBoth(id: string, phone: string): Promise<Lease[]> {
     const first = await this.store.lock(id);
     try {
-      return [first, await this.store.lockNumber(phone)];
+      return [first, await this.store.lockNumber(phone, { with: first })];
     } catch (e) {
       await first.release();
       throw e;
@@ -333,23 +333,17 @@ export class MigrationEngine {
   }
 
   /** Refuses when another unfinished migration of this number exists (whatever its id). */
-  async #refuseOtherLive(phone: string, id: string): Promise<void> {
-    const other = (await this.store.byPhone(phone)).find((d) => d.id !== id && UNFINISHED(d.state));
+  async #refuseOtherLive(phone: string, id: string, docs?: MigrationDocument[]): Promise<void> {
+    const other = (docs ?? (await this.store.byPhone(phone))).find((d) => d.id !== id && UNFINISHED(d.state));
     if (other) throw new NumberBusyError(phone, other.id, other.state);
   }
 
-  /** Register calls and 133016 blocks of this number's other migrations (Meta counts per number). */
-  async #ledger(phone: string, id: string): Promise<NumberLedger> {
-    const ledger: NumberLedger = { registerCalls: [], blockedUntil: null };
-    for (const d of await this.store.byPhone(phone)) {
-      if (d.id === id) continue;
-      const ctx = d.snapshot.context as Partial<MigrationContext>;
-      ledger.registerCalls.push(...(ctx.registerCalls ?? []));
-      const b = ctx.registerBlockedUntil ?? null;
-      if (b !== null) ledger.blockedUntil = Math.max(ledger.blockedUntil ?? 0, b);
-    }
-    ledger.registerCalls.sort((a, b) => a - b);
-    return ledger;
+  /** Under the number's lock, one read of its migrations: refuses another live one, and returns
+   *  what the others spent on register. */
+  async #numberUnderLock(phone: string, id: string): Promise<NumberLedger> {
+    const docs = await this.store.byPhone(phone);
+    await this.#refuseOtherLive(phone, id, docs);
+    return ledgerOf(docs, id);
   }
 
   /** Continues a saved migration; `code`, `pin`, `confirm`, `resend` feed it what it waits for. */
@@ -376,10 +370,10 @@ export class MigrationEngine {
       const handle = await this.store.open(id);
       if (FINAL.has(handle.data.state)) return toView(handle.data);
       checkResend(handle.data); // again, under the lock
-      await this.#refuseOtherLive(handle.data.input.phone, id);
+      const ledger = await this.#numberUnderLock(handle.data.input.phone, id);
       return await this.#drive(handle, true, {
         leases,
-        ledger: await this.#ledger(handle.data.input.phone, id),
+        ledger,
         code,
         pin,
         confirm,
@@ -518,7 +512,7 @@ export class MigrationEngine {
             // The last gate before a request that changes Meta's state: still ours? If not, this
             // process stops here: nothing more is sent and nothing more is written.
             try {
-              for (const l of cmd.leases) await l.assertHeld();
+              for (const l of cmd.leases) await l.assertHeld({ beforeRequest: true });
             } catch (e) {
               persistError = e;
               wake();
@@ -825,3 +819,17 @@ function generateId(e164: string): string {
 }
 
 export type { MigrationEvent };
+
+/** Register calls and 133016 blocks of this number's other migrations (Meta counts per number). */
+function ledgerOf(docs: MigrationDocument[], id: string): NumberLedger {
+  const ledger: NumberLedger = { registerCalls: [], blockedUntil: null };
+  for (const d of docs) {
+    if (d.id === id) continue;
+    const ctx = d.snapshot.context as Partial<MigrationContext>;
+    ledger.registerCalls.push(...(ctx.registerCalls ?? []));
+    const b = ctx.registerBlockedUntil ?? null;
+    if (b !== null) ledger.blockedUntil = Math.max(ledger.blockedUntil ?? 0, b);
+  }
+  ledger.registerCalls.sort((a, b) => a - b);
+  return ledger;
+}

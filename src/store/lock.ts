@@ -70,7 +70,13 @@ export class MigrationLockLostError extends Error {
  */
 export interface Lease {
   readonly owner: LockOwner;
-  assertHeld(options?: { beforeWrite?: boolean }): Promise<void>;
+  /**
+   * Throws MigrationLockLostError when the lock is no longer this process's. `beforeWrite`: the
+   * write that follows goes through a path that fails by itself if the lock is lost (a store may
+   * skip its check). `beforeRequest`: a request to Meta follows; a store may count a proof of
+   * ownership obtained moments ago (PostgreSQL: a query just answered on the lease's session).
+   */
+  assertHeld(options?: { beforeWrite?: boolean; beforeRequest?: boolean }): Promise<void>;
   release(): Promise<void>;
 }
 

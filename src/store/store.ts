@@ -66,8 +66,10 @@ export interface MigrationStore {
   create(doc: MigrationDocument): Promise<DocumentHandle>;
   /** Takes the per-migration lock without waiting (MigrationLockedError when held elsewhere). */
   lock(id: string): Promise<Lease>;
-  /** Takes the per-number lock (E.164): one live migration per phone number, whatever the ids. */
-  lockNumber(phone: string): Promise<Lease>;
+  /** Takes the per-number lock (E.164): one live migration per phone number, whatever the ids.
+   *  `with`: a lease this process holds and will release at the same time (a store may keep the
+   *  two together; each is still released on its own). */
+  lockNumber(phone: string, options?: { with?: Lease }): Promise<Lease>;
   /** Who holds a migration's lock right now, or null; never takes it. */
   holder(id: string): Promise<LockOwner | null>;
   /**

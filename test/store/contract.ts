@@ -122,6 +122,31 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
     );
 
     it(
+      'a number lock taken `with` a migration lock is still its own lock: each refuses others and is released on its own',
+      withStore(async (s) => {
+        const other = await h.second(s);
+        try {
+          const m = await s.lock('w1');
+          const n = await s.lockNumber('+16315551001', { with: m });
+          await expect(other.lockNumber('+16315551001')).rejects.toBeInstanceOf(MigrationLockedError);
+          await expect(other.lock('w1')).rejects.toBeInstanceOf(MigrationLockedError);
+          await m.release();
+          await n.assertHeld({ beforeRequest: true });
+          await n.assertHeld();
+          await expect(other.lockNumber('+16315551001')).rejects.toBeInstanceOf(MigrationLockedError); // still held
+          const m2 = await other.lock('w1'); // the migration is free
+          await n.release();
+          await expect(n.assertHeld({ beforeRequest: true })).rejects.toBeInstanceOf(MigrationLockLostError);
+          const n2 = await other.lockNumber('+16315551001');
+          await n2.release();
+          await m2.release();
+        } finally {
+          await other.close();
+        }
+      }),
+    );
+
+    it(
       'a migration named like another kind of lock ("batch-7", "number-1631…", "deliver-migration-m") has its own lock',
       withStore(async (s) => {
         const held = [await s.lockBatch('7'), await s.lockNumber('+16315551000'), await s.lockDelivery('migration', 'm')];

@@ -88,6 +88,38 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     await s.close();
   });
 
+  it('before a request, a session answered moments ago stands for the pg_locks check; an older proof is checked again and a lost session fails', async () => {
+    const db = await fresh('fresh');
+    const s = new PostgresStore(db.url, { fsync: 'never' });
+    const m = await s.lock('q1');
+    const n = await s.lockNumber('+16315551002', { with: m });
+    const k = lockKey('migration', 'q1');
+    const kn = lockKey('number', '+16315551002');
+    const pids = async (key: typeof k) => (await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND granted`, [key.classid, key.objid])).map((r) => r.pid);
+    const [pid] = await pids(k);
+    expect(await pids(kn)).toEqual([pid]); // taken `with` the migration's lease: one session holds both
+    // Round trips on the lease session show in pg_stat_activity: the last query it ran.
+    const lastQuery = async () => (await db.sql<{ query: string }>('SELECT query FROM pg_stat_activity WHERE pid = $1', [pid]))[0]!.query;
+    await m.assertHeld(); // a full check: its query is the session's last
+    expect(await lastQuery()).toMatch(/pg_locks/);
+    const h = await s.create(makeDoc('q1'));
+    await h.save(); // through the lease session
+    expect(await lastQuery()).toMatch(/INSERT INTO waba_migrate\.migrations/);
+    await m.assertHeld({ beforeRequest: true });
+    await n.assertHeld({ beforeRequest: true });
+    expect(await lastQuery()).toMatch(/INSERT INTO waba_migrate\.migrations/); // no round trip: the write proved both
+    await new Promise((r) => setTimeout(r, 150)); // older than the 100 ms a proof stands for
+    await n.assertHeld({ beforeRequest: true });
+    expect(await lastQuery()).toMatch(/pg_locks/); // asked again
+    await db.sql('SELECT pg_terminate_backend($1)', [pid]);
+    await new Promise((r) => setTimeout(r, 150));
+    await expect(m.assertHeld({ beforeRequest: true })).rejects.toBeInstanceOf(MigrationLockLostError);
+    await expect(n.assertHeld({ beforeRequest: true })).rejects.toBeInstanceOf(MigrationLockLostError);
+    await m.release();
+    await n.release();
+    await s.close();
+  });
+
   it('the connection string’s password never reaches output or errors', async () => {
     const u = new URL(TEST_PG);
     u.password = 'Sup3rSecretPw';

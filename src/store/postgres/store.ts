@@ -71,6 +71,8 @@ export function describePostgresUrl(url: string): string {
 
 /** Leases per session before another session is opened (up to PostgresStoreOptions.leaseSessions). */
 const LEASES_PER_SESSION = 8;
+/** A lease session's answer this recent stands for a pg_locks check before a request (ms). */
+const FRESH_MS = 100;
 
 interface LeaseSession {
   client: pg.Client;
@@ -82,6 +84,9 @@ interface LeaseSession {
   leases: number;
   ready: Promise<void>;
   ping: NodeJS.Timeout | null;
+  /** performance.now() at which the latest query that then succeeded was sent: the server
+   *  answered it after that moment, so the session (and every lock on it) was alive then. */
+  provenAt: number;
 }
 
 interface Held {
@@ -103,6 +108,10 @@ export class PostgresStore implements MigrationStore {
   readonly #leaseTimeoutMs: number;
   /** Migration id → the lease connection this process holds for it (writes go through it). */
   readonly #held = new Map<string, Held>();
+  /** Each live lease's session (for lockNumber's `with`). */
+  readonly #leaseSessions = new WeakMap<Lease, LeaseSession>();
+  /** How recent a session's last answered query must be to stand for a pg_locks check. */
+  readonly #freshMs: number;
   #schema: Promise<number> | null = null;
   #migrated: Promise<void> | null = null;
   #listener: pg.Client | null = null;
@@ -119,6 +128,7 @@ export class PostgresStore implements MigrationStore {
     }
     this.#fsync = options.fsync ?? 'barriers';
     this.#leaseTimeoutMs = options.leaseTimeoutMs ?? 0;
+    this.#freshMs = this.#leaseTimeoutMs > 0 ? Math.min(FRESH_MS, this.#leaseTimeoutMs / 4) : FRESH_MS;
     const app = `waba-migrate ${process.pid}@${hostname()}`.slice(0, 63);
     // A session stopped inside a transaction must not keep rows locked forever; keepalives let the
     // server notice a vanished host. `synchronous_commit=off` only under fsync: 'never'.
@@ -354,9 +364,13 @@ export class PostgresStore implements MigrationStore {
    * worker); losing a session loses exactly the leases on it, which is what they mean. A session
    * ends when its last lease is released, so a finished command leaves no connection open.
    */
-  #session(): LeaseSession {
+  #session(near?: LeaseSession): LeaseSession {
     // Synchronous on purpose: picking a session and counting the lease on it happen in one step,
     // so a concurrent release cannot end the session in between.
+    if (near && !near.lost && !near.closing) {
+      near.leases++;
+      return near;
+    }
     const live = this.#sessions.filter((x) => !x.lost && !x.closing);
     const pick = live.filter((x) => x.leases < LEASES_PER_SESSION).sort((a, b) => a.leases - b.leases)[0] ?? (live.length >= this.#maxSessions ? live.sort((a, b) => a.leases - b.leases)[0] : undefined);
     if (pick) {
@@ -372,8 +386,14 @@ export class PostgresStore implements MigrationStore {
       leases: 1,
       ready: Promise.resolve(),
       ping: null,
+      provenAt: -Infinity,
       query: <R extends pg.QueryResultRow>(sql: string, values?: unknown[]) => {
-        const run = chain.then(() => client.query<R>(sql, values));
+        const run = chain.then(async () => {
+          const sent = performance.now();
+          const r = await client.query<R>(sql, values);
+          session.provenAt = Math.max(session.provenAt, sent);
+          return r;
+        });
         chain = run.catch(() => {});
         return run;
       },
@@ -412,7 +432,7 @@ export class PostgresStore implements MigrationStore {
     else await session.client.end().catch(() => {});
   }
 
-  async #acquire(kind: string, id: string, what: string): Promise<Lease> {
+  async #acquire(kind: string, id: string, what: string, near?: LeaseSession): Promise<Lease> {
     await this.#ready();
     const k = lockKey(kind, id);
     // Advisory locks are re-entrant within a session: the same process asking twice must be refused here.
@@ -423,7 +443,7 @@ export class PostgresStore implements MigrationStore {
     let taken: LeaseSession | null = null;
     let ok = false;
     try {
-      taken = this.#session();
+      taken = this.#session(near);
       await taken.ready;
       // application_name names the holder for holder() and for a person reading pg_stat_activity.
       const r = await taken.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock($1::bigint) AS ok, set_config('application_name', $2, false)`, [k.key, ownerTag(since)]);
@@ -444,7 +464,7 @@ export class PostgresStore implements MigrationStore {
     const held: Held = { query: (sql, values) => session.query(sql, values), lost: lostError };
     if (kind === 'migration') this.#held.set(id, held);
     const gone = (detail: unknown) => new MigrationLockLostError(id, `the PostgreSQL session holding it ended: ${this.#scrub(detail).message}`);
-    return {
+    const lease: Lease = {
       owner,
       assertHeld: async (options = {}) => {
         if (released) throw new MigrationLockLostError(id, 'it was released');
@@ -454,6 +474,13 @@ export class PostgresStore implements MigrationStore {
         // trip per transition. A number's lease guards requests to Meta, not writes of one
         // migration's document: it is checked in full before each request.
         if (options.beforeWrite) return;
+        // Before a request to Meta: a query sent on this session moments ago (normally the intent
+        // write that precedes every such request) already proved the session, and so its locks,
+        // alive; ask again only when that proof is older than #freshMs. No clock decides who holds
+        // the lock: the server does. With leaseTimeoutMs the server cannot have ended an idle
+        // session within #freshMs (< leaseTimeoutMs) of a query it answered; a session cut in that
+        // instant is the same window a pg_locks round trip leaves between its answer and the POST.
+        if (options.beforeRequest && performance.now() - session.provenAt < this.#freshMs) return;
         let still = false;
         try {
           const r = await session.query<{ held: boolean }>(
@@ -479,6 +506,8 @@ export class PostgresStore implements MigrationStore {
         await this.#drop(session);
       },
     };
+    this.#leaseSessions.set(lease, session);
+    return lease;
   }
 
   /** One lease fewer on a session; the last one out ends it (a lost one is ended at once). */
@@ -493,9 +522,11 @@ export class PostgresStore implements MigrationStore {
     return this.#acquire('migration', id, 'migration');
   }
 
-  lockNumber(phone: string): Promise<Lease> {
+  lockNumber(phone: string, options: { with?: Lease } = {}): Promise<Lease> {
     phoneDigits(phone);
-    return this.#acquire('number', phone, 'number');
+    // Beside the migration's lease, on its session: the intent write that precedes each request
+    // then proves both alive at once (see assertHeld), and one lost session loses both.
+    return this.#acquire('number', phone, 'number', options.with ? this.#leaseSessions.get(options.with) : undefined);
   }
 
   lockBatch(id: string): Promise<Lease> {
@@ -585,13 +616,19 @@ export class PostgresStore implements MigrationStore {
   async byPhone(phone: string): Promise<MigrationDocument[]> {
     phoneDigits(phone);
     if (!(await this.#readable())) return [];
-    const r = await this.#query<{ id: string }>(`SELECT id FROM ${SCHEMA}.migrations WHERE phone = $1 ORDER BY id`, [phone]);
+    // One round trip for every migration of the number, documents and histories together.
+    const r = await this.#query<{ id: string; doc: string; history: string }>(
+      `SELECT m.id, m.doc::text AS doc,
+              (SELECT coalesce(jsonb_agg(h.entry ORDER BY h.n), '[]'::jsonb)::text FROM ${SCHEMA}.history h WHERE h.migration_id = m.id) AS history
+         FROM ${SCHEMA}.migrations m WHERE m.phone = $1 ORDER BY m.id`,
+      [phone],
+    );
     const out: MigrationDocument[] = [];
-    for (const { id } of r.rows) {
+    for (const row of r.rows) {
       try {
-        out.push(await this.load(id));
+        out.push(this.#assemble(row.id, row.doc, row.history));
       } catch (e) {
-        if (!(e instanceof StateDocumentError) && !(e instanceof MigrationNotFoundError)) throw e;
+        if (!(e instanceof StateDocumentError)) throw e;
       }
     }
     return out;
