@@ -106,9 +106,13 @@ export class Worker {
           const cutoff = Date.now();
           for (;;) {
             const free = concurrency - this.#inFlight.size;
-            if (free > 0 && !signal?.aborted) {
-              const { due } = await this.store.listDue(cutoff, free + 8 + this.#stuck + this.#unwanted.size);
+            while (free > 0 && !signal?.aborted) {
+              const seen = this.#unwanted.size;
+              const limit = free + 8 + this.#stuck + this.#unwanted.size;
+              const { due } = await this.store.listDue(cutoff, limit);
               await this.#dispatch(concurrency, this.#passed, due);
+              // A full page that held rows this worker does not take: ask again for more.
+              if (due.length < limit || this.#unwanted.size === seen) break;
             }
             if (this.#inFlight.size === 0 || signal?.aborted) break;
             await Promise.race(this.#inFlight.values());

@@ -18,12 +18,12 @@ afterEach(async () => {
 const csv = (n: number, from = 5000) =>
   `phone,source_waba,dest_waba,confirm\n${Array.from({ length: n }, (_, i) => `+1631555${from + i},${FIXTURES.sourceWabaId},${FIXTURES.destWabaId},two_step_disabled`).join('\n')}\n`;
 
-/** n migrations of batch `b` waiting for the PIN (codes submitted without one). */
-async function heldForPin(w: World, n: number) {
+/** n migrations of batch `id` waiting for the PIN (codes submitted without one). */
+async function heldForPin(w: World, n: number, id = 'b', from = 5000) {
   const runner = new BatchRunner({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', concurrency: 4 });
-  await runner.start(csv(n), { id: 'b' });
-  const text = `phone,code\n${w.sandbox.outbox.map((o) => `${o.phone},${o.code}`).join('\n')}\n`;
-  const { summary } = await runner.codes('b', text);
+  await runner.start(csv(n, from), { id });
+  const text = `phone,code\n${w.sandbox.outbox.filter((o) => Number(o.phone.slice(-4)) >= from && Number(o.phone.slice(-4)) < from + n).map((o) => `${o.phone},${o.code}`).join('\n')}\n`;
+  const { summary } = await runner.codes(id, text);
   expect(summary.counts.registering).toBe(n);
   return runner;
 }
@@ -105,6 +105,17 @@ describe('work', () => {
     const after = await w.store.scan((m) => `${m.id} ${m.doc!.state} ${JSON.stringify((m.doc!.snapshot.context as { hold?: unknown }).hold)} ${m.doc!.history.slice(-2).map((h) => h.event.type).join(',')}`);
     expect(after.filter((s) => !s.includes(' completed '))).toEqual([]);
     for (const n of w.sandbox.registered.values()) expect(n).toBe(1);
+  }, 30_000);
+
+  it('--once takes every due migration it wants even when many due ones ahead of them are not its own (another batch)', async () => {
+    w = await world();
+    await heldForPin(w, 14, 'a', 5000); // due first (older), not this worker's batch
+    await heldForPin(w, 2, 'z', 6000);
+    const r = await new Worker({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', once: true, pin: '246810', batch: 'z', concurrency: 1 }).run();
+    expect(r.completed).toBe(2);
+    const states = await w.store.scan((m) => `${(m.doc as { batch?: string }).batch} ${m.doc!.state}`);
+    expect(states.filter((x) => x === 'z completed')).toHaveLength(2);
+    expect(states.filter((x) => x === 'a registering')).toHaveLength(14);
   }, 30_000);
 
   it('two workers share the work: every migration runs once, none twice at the same time', async () => {
