@@ -87,8 +87,10 @@ interface Entry {
   refreshAt: number | null;
 }
 
-/** The next moment `nextAction` reads differently without any write (see view.ts). */
-function refreshAtOf(doc: MigrationDocument, now = Date.now()): number | null {
+/** The next moment `nextAction` reads differently without any write (see view.ts). Use the same
+ *  `now` as the summary's: with a later one, a resend time passed in between is neither shown
+ *  ("after") nor kept to refresh at, and the wording would stay stale until the next write. */
+function refreshAtOf(doc: MigrationDocument, now: number): number | null {
   if (doc.state !== 'awaiting_code') return null;
   const c = (doc.snapshot.context as Partial<MigrationContext>).code;
   const times = [c?.resendAllowedAt, c?.staleAt].filter((t): t is number => typeof t === 'number' && t > now);
@@ -116,10 +118,18 @@ export class LiveIndex {
 
   #sweep: NodeJS.Timeout | null = null;
   readonly #sweepMs: number;
+  readonly #now: () => number;
 
-  constructor(store: MigrationStore, options: { sweepMs?: number } = {}) {
+  constructor(store: MigrationStore, options: { sweepMs?: number; now?: () => number } = {}) {
     this.#store = store;
     this.#sweepMs = options.sweepMs ?? 5_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** A document's summary and the time its wording next changes, both as of one reading of the clock. */
+  #summary(doc: MigrationDocument): { summary: MigrationSummary; refreshAt: number | null } {
+    const now = this.#now();
+    return { summary: summarize(doc, toView(doc, now)), refreshAt: refreshAtOf(doc, now) };
   }
 
   /** Subscribes first, then scans, so no write between the two is missed. */
@@ -128,7 +138,10 @@ export class LiveIndex {
     let scanning = true;
     this.#unwatch = this.#store.watch((id) => (scanning ? early.push(id) : this.refresh(id)));
     await this.#store.scan((m) => {
-      if (m.doc) this.#put(m.id, summarize(m.doc), m.doc.history.length, refreshAtOf(m.doc));
+      if (m.doc) {
+        const { summary, refreshAt } = this.#summary(m.doc);
+        this.#put(m.id, summary, m.doc.history.length, refreshAt);
+      }
       else if (m.error) this.problems.set(m.id, m.error.message);
       return null;
     });
@@ -136,7 +149,7 @@ export class LiveIndex {
     for (const id of early) void this.refresh(id);
     // Re-reads the few migrations whose next action changed with the clock alone.
     this.#sweep = setInterval(() => {
-      const now = Date.now();
+      const now = this.#now();
       for (const [id, e] of this.#entries) if (e.refreshAt !== null && e.refreshAt <= now) void this.refresh(id);
     }, this.#sweepMs);
     this.#sweep.unref();
@@ -180,8 +193,8 @@ export class LiveIndex {
     }
     this.problems.delete(id);
     const seen = this.#entries.get(id)?.seen ?? 0;
-    const summary = summarize(doc);
-    this.#put(id, summary, doc.history.length, refreshAtOf(doc));
+    const { summary, refreshAt } = this.#summary(doc);
+    this.#put(id, summary, doc.history.length, refreshAt);
     for (const h of doc.history) {
       if (h.n <= seen) continue;
       this.#emit({ seq: 0, id, n: h.n, from: h.from, to: h.to, event: h.event.type, at: h.at, by: h.by, calls: h.calls, migration: summary, counts: this.counts() });

@@ -33,10 +33,14 @@ export class Receiver {
   readonly #open = new Map<string, number>();
   /** Decides each answer from the request number (1-based); default: accept. */
   answer: (n: number, payload: Delivery['payload']) => Answer = () => 'ok';
+  /** How long a 'hang' answer stalls at most; `release()` answers the stalled ones sooner. */
   hangMs = 1500;
   /** Accepting takes this long (the event is already recorded): a sender can die before the answer. */
   okDelayMs = 0;
   url = '';
+  /** Stalled ('hang') answers not sent yet. */
+  readonly #stalled = new Set<() => void>();
+  #onStall: (() => void)[] = [];
   #server: Server | null = null;
   #sockets = new Set<Socket>();
   readonly #wh: Webhook;
@@ -59,6 +63,18 @@ export class Receiver {
   async stop(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
     await new Promise<void>((r) => (this.#server ? this.#server.close(() => r()) : r()));
+  }
+
+  /** Answers every stalled request now (204): a test stalls the receiver exactly as long as it
+   *  needs (until the event it checks for), not for a guessed number of milliseconds. */
+  release(): void {
+    for (const answer of [...this.#stalled]) answer();
+  }
+
+  /** Resolves once a request is stalled (at once if one is). */
+  stalled(): Promise<void> {
+    if (this.#stalled.size) return Promise.resolve();
+    return new Promise((r) => this.#onStall.push(r));
   }
 
   /** Delivered (2xx) payloads, in arrival order. */
@@ -100,7 +116,17 @@ export class Receiver {
     else if (answer === '500') res.writeHead(500).end('boom');
     else if (answer === '410') res.writeHead(410).end();
     else if (answer === 'reset') req.socket.destroy();
-    else if (answer === 'hang') setTimeout(() => res.writeHead(204).end(), this.hangMs).unref();
+    else if (answer === 'hang') {
+      const answerNow = () => {
+        clearTimeout(timer);
+        this.#stalled.delete(answerNow);
+        if (!res.writableEnded && !res.destroyed) res.writeHead(204).end();
+      };
+      const timer = setTimeout(answerNow, this.hangMs).unref();
+      this.#stalled.add(answerNow);
+      res.on('close', () => this.#stalled.delete(answerNow));
+      for (const r of this.#onStall.splice(0)) r();
+    }
     else res.writeHead(answer.status, answer.retryAfter ? { 'retry-after': answer.retryAfter } : {}).end();
   }
 }

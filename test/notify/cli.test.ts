@@ -113,11 +113,13 @@ describe('notify commands', () => {
     expect((await runCli(start(), env)).code).toBe(0);
     const pnid = JSON.parse((await runCli(['status', 'n1', '--json'], env)).stdout).phoneNumberId as string;
     const code = w.sandbox.lastCodeFor(pnid)!.code;
-    rx.answer = () => 'hang';
-    rx.hangMs = 1500;
-    // Past the first retry's due time (50 ms backoff), delivered by a separate process.
-    await new Promise((r) => setTimeout(r, 60));
-    const deliverer = runCli(['--notify-backoff-ms', '50', 'notify', 'deliver', '--follow'], env, { timeoutMs: 30_000 });
+    // The deliverer's first POST stalls until `resume` is over (30 s and its timeout are only
+    // bounds), so the two surely overlap however slow the machine; the rest are accepted.
+    const before = rx.requests;
+    rx.answer = (n) => (n === before + 1 ? 'hang' : 'ok');
+    rx.hangMs = 30_000;
+    // Delivered by a separate process, once due (the start's failures were 3 s backoff).
+    const deliverer = runCli(['--notify-backoff-ms', '50', '--notify-timeout-ms', '30000', 'notify', 'deliver', '--follow'], env, { timeoutMs: 30_000 });
     const t0 = Date.now();
     while (rx.inFlight === 0) {
       if (Date.now() - t0 > 10_000) throw new Error('notify deliver never POSTed');
@@ -126,6 +128,8 @@ describe('notify commands', () => {
     const r = await runCli(['resume', 'n1', '--code', code, '--json'], { ...env, WABA_REGISTER_PIN: '246810' });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).state).toBe('completed');
+    expect(rx.inFlight).toBe(1); // the deliverer's POST was out all along
+    rx.release();
     const d = await deliverer;
     expect(d.code, d.stderr).toBe(0);
     // Whatever was left (the run could not deliver while the deliverer held the outbox) goes now.

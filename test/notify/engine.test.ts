@@ -197,15 +197,23 @@ describe('delivery when the receiver is down', () => {
 
   it('a slow receiver does not slow the migration: it reaches awaiting_code before the first answer', async () => {
     const notify = await setup();
-    rx.answer = () => 'hang';
-    rx.hangMs = 1500;
-    const v = await w.engine({ notify: { ...notify, timeoutMs: 5000 } }).start(w.startRequest());
+    // The first answer stalls until awaiting_code is on disk (30 s and the timeout are only
+    // bounds): a run that waited for it would reach awaiting_code only after its POST timed out.
+    rx.answer = (n) => (n === 1 ? 'hang' : 'ok');
+    rx.hangMs = 30_000;
+    // (Its POST may reach the receiver only after that write: released once it has.)
+    const onTransition = (t: { to: string }) => {
+      if (t.to === 'awaiting_code') void rx.stalled().then(() => rx.release());
+    };
+    const v = await w.engine({ notify: { ...notify, timeoutMs: 20_000 }, onTransition }).start(w.startRequest());
     expect(v.state).toBe('awaiting_code');
     const doc = await w.store.load('m1');
     const first = Date.parse(doc.history[0]!.at);
     const awaiting = Date.parse(doc.history.find((h) => h.to === 'awaiting_code')!.at);
-    // The first event's answer came 1.5 s after it arrived; the migration did not wait for it.
-    expect(awaiting).toBeLessThan(rx.deliveries[0]!.at + rx.hangMs);
+    // The first event's answer was held until awaiting_code was on disk, and it was delivered
+    // (not timed out): the migration did not wait for it.
+    expect(rx.deliveries[0]!.answer).toBe('hang');
+    expect(doc.outbox![0]!.deliveredAt).not.toBeNull();
     expect(awaiting).toBeGreaterThanOrEqual(first);
     // The run then waited for the answer in flight and sent the rest.
     expect(doc.outbox!.every((e) => e.deliveredAt !== null)).toBe(true);
@@ -215,10 +223,17 @@ describe('delivery when the receiver is down', () => {
     const notify = await setup();
     rx.answer = () => '500';
     await w.engine({ notify }).start(w.startRequest({ id: 'm1' }));
-    rx.answer = () => 'hang';
-    rx.hangMs = 200;
-    const later = { ...notify, now: () => Date.now() + 60_000 };
-    const [a, b] = await Promise.all([deliverPending(w.store, later), deliverPending(w.store, later)]);
+    // The first POST of the passes stalls until one pass is over (30 s is only a bound), so the
+    // two overlap however slow the machine: the other one is then holding the delivery lock.
+    rx.answer = (n) => (n === 2 ? 'hang' : 'ok');
+    rx.hangMs = 30_000;
+    const later = { ...notify, timeoutMs: 30_000, now: () => Date.now() + 60_000 };
+    const both = [deliverPending(w.store, later), deliverPending(w.store, later)];
+    const over = await Promise.race(both); // the pass that found the lock taken: the other is stalled
+    expect(over.skippedLocked).toEqual(['m1']);
+    await rx.stalled(); // the other's POST may not have reached the receiver yet
+    rx.release();
+    const [a, b] = await Promise.all(both);
     expect(a.delivered + b.delivered).toBe(2);
     expect([...a.skippedLocked, ...b.skippedLocked]).toEqual(['m1']);
     const ids = rx.deliveries.slice(1).map((d) => d.id);

@@ -1,5 +1,6 @@
 /** What only PostgresStore has to prove: schema versions, database-enforced history, fenced writes, session-bound leases. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationLockLostError } from '../../src/store/lock.js';
 import { StateDocumentError } from '../../src/store/document.js';
@@ -181,7 +182,11 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
       };
       await until(() => /saved 3\n/.test(out));
       child.kill('SIGSTOP');
-      await new Promise((r) => setTimeout(r, 20));
+      // What it wrote before it froze is everything before the cut: wait until it is really
+      // stopped (the signal is asynchronous), then for one poll phase of our loop, which reads
+      // all that is in the pipe (a fixed 20 ms could miss a line a loaded machine read later).
+      await until(() => readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T'));
+      for (let i = 0; i < 2; i++) await new Promise((r) => setImmediate(r));
       const frozenOut = out;
       const k = lockKey('migration', 's1');
       if (how === 'pg_terminate_backend') {
