@@ -10,7 +10,7 @@
 import { MigrationEngine, type EngineOptions } from '../runner/engine.js';
 import type { MigrationView } from '../runner/view.js';
 import type { DueMigration } from '../store/document.js';
-import type { MigrationStore } from '../store/store.js';
+import type { Lease, MigrationStore } from '../store/store.js';
 import { deliverPending } from '../notify/deliver.js';
 import { GroupCheckCache, noteBatchFinished } from './runner.js';
 
@@ -97,23 +97,13 @@ export class Worker {
         const started = Date.now();
         if (this.#opts.once) {
           // One pass: every migration due when it began, each driven once to where it rests, then
-          // exit. Whenever slots are free the store is asked for the next few due ones that nobody
-          // holds: what another worker has taken or already moved is not listed, so workers on
-          // several hosts share the pass instead of each walking every row (reading the whole due
-          // list once made three workers slower than one). Each ask is one indexed query of at
-          // most a few rows more than the free slots, plus the ones this pass already tried that
-          // may still be listed (a run that failed or found the migration locked).
+          // exit. Whenever slots are free the store claims the next due ones nobody holds (their
+          // locks taken in the same step: SKIP LOCKED), so workers on several hosts share the pass
+          // instead of colliding on the same rows. A run that writes moves its migration past the
+          // cutoff; one that does not (an error, a lock held elsewhere) is excluded by id.
           const cutoff = Date.now();
           for (;;) {
-            const free = concurrency - this.#inFlight.size;
-            while (free > 0 && !signal?.aborted) {
-              const seen = this.#unwanted.size;
-              const limit = free + 8 + this.#stuck + this.#unwanted.size;
-              const { due } = await this.store.listDue(cutoff, limit);
-              await this.#dispatch(concurrency, this.#passed, due);
-              // A full page that held rows this worker does not take: ask again for more.
-              if (due.length < limit || this.#unwanted.size === seen) break;
-            }
+            if (!signal?.aborted) await this.#dispatch(concurrency, cutoff);
             if (this.#inFlight.size === 0 || signal?.aborted) break;
             await Promise.race(this.#inFlight.values());
           }
@@ -156,44 +146,46 @@ export class Worker {
   }
 
   /** Starts what is due and free (up to the concurrency); returns when the next item is due. */
-  readonly #passed = new Set<string>();
-  /** `--once`: runs of this pass that may have left their migration listed as due (nothing was
-   *  written: an error, a lock held elsewhere, an interruption), and the due ones this worker
-   *  does not take (another batch, a PIN it lacks). The pass asks for that many more rows. */
-  #stuck = 0;
-  readonly #unwanted = new Set<string>();
+  /** Runs that left their migration due as it was (nothing written: an error, its number locked
+   *  elsewhere, an interruption): not claimed again in this `--once` pass. */
+  readonly #stuck = new Set<string>();
 
-  async #dispatch(concurrency: number, passed?: Set<string>, pass?: DueMigration[]): Promise<number | null> {
+  /**
+   * Claims due migrations for the free slots (store.claimDue: their locks taken with the listing)
+   * and starts a run on each. Returns when this worker should look again: the earliest future due
+   * time, a backoff's end, or null (a run's end or any write wakes the loop).
+   */
+  async #dispatch(concurrency: number, cutoff?: number): Promise<number | null> {
     const now = Date.now();
-    // A page a few times the free slots is enough: what other processes hold is not listed.
-    const { due, nextAt: storeNext } = pass ? { due: pass, nextAt: null } : await this.store.listDue(now, Math.max(16, concurrency * 4));
-    let nextAt = storeNext;
+    let nextAt: number | null = null;
     const later = (t: number) => {
       nextAt = nextAt === null ? t : Math.min(nextAt, t);
     };
-    for (const d of due) {
-      if (this.#opts.signal?.aborted) break;
-      if (this.#inFlight.has(d.id) || passed?.has(d.id)) continue;
-      if (!this.#wanted(d)) {
-        this.#unwanted.add(d.id);
-        continue;
-      }
-      const until = this.#backoff.get(d.id);
-      if (until !== undefined && until > now) {
+    const exclude = new Set(this.#stuck);
+    for (const [id, until] of this.#backoff) {
+      if (until > now) {
+        exclude.add(id);
         later(until);
+      } else this.#backoff.delete(id);
+    }
+    const free = concurrency - this.#inFlight.size;
+    if (free <= 0) return nextAt;
+    const claimed = await this.store.claimDue(cutoff ?? now, free, { exclude, ...(this.#opts.batch !== undefined ? { batch: this.#opts.batch } : {}), withPin: Boolean(this.#opts.pin) });
+    for (const { due: d, lease } of claimed) {
+      if (this.#opts.signal?.aborted) {
+        await lease.release();
         continue;
       }
-      if (this.#inFlight.size >= concurrency) {
-        // A slot frees when a run ends; its end wakes the loop.
-        later(Date.now() + 60_000);
-        break;
-      }
-      passed?.add(d.id);
-      const p = this.#drive(d).finally(() => {
+      const p = this.#drive(d, lease).finally(() => {
         this.#inFlight.delete(d.id);
         this.#pokeLoop();
       });
       this.#inFlight.set(d.id, p);
+    }
+    // Slots left free: nothing more is due now; sleep until the next one is (one cheap query).
+    if (cutoff === undefined && claimed.length < free) {
+      const { nextAt: storeNext } = await this.store.listDue(now, 0);
+      if (storeNext !== null) later(storeNext);
     }
     return nextAt;
   }
@@ -257,15 +249,11 @@ export class Worker {
     this.#batchChecks.set(batch, p);
   }
 
-  #wanted(d: DueMigration): boolean {
-    if (this.#opts.batch !== undefined && d.batch !== this.#opts.batch) return false;
-    if (d.hold === 'pin' && !this.#opts.pin) return false;
-    return true;
-  }
-
-  async #drive(d: DueMigration): Promise<void> {
+  /** Runs one claimed migration; the run (engine.resume) releases its lease. */
+  async #drive(d: DueMigration, lease: Lease): Promise<void> {
     this.#emit({ type: 'picked', id: d.id, state: d.state });
     this.#report.runs++;
+    let handed = false;
     try {
       // Shared prerequisite checks for a migration that will run them (once per group per worker run).
       let groupChecks;
@@ -274,14 +262,16 @@ export class Worker {
         const retryStep = (doc.snapshot.context as { retry?: { step?: string } | null }).retry?.step;
         if (doc.state === 'checking' || retryStep === 'checking') groupChecks = (await this.#groups.get(doc.input)) ?? undefined;
       }
-      const view = await this.engine.resume(d.id, { ...(this.#opts.pin ? { pin: this.#opts.pin } : {}), ...(groupChecks ? { groupChecks } : {}) });
-      if (Date.parse(view.updatedAt) <= d.dueAt) this.#stuck++; // not written: may still be listed
+      handed = true;
+      const view = await this.engine.resume(d.id, { lease, ...(this.#opts.pin ? { pin: this.#opts.pin } : {}), ...(groupChecks ? { groupChecks } : {}) });
+      if (Date.parse(view.updatedAt) <= d.dueAt) this.#stuck.add(d.id); // not written: still due
       if (view.state === 'completed') this.#report.completed++;
       this.#emit({ type: 'done', id: d.id, view });
       // The last row of a batch to finish queues the batch's `batch.completed` notification.
       if (d.batch && ['completed', 'failed', 'blocked', 'cancelled'].includes(view.state)) this.#checkBatch(d.batch);
     } catch (e) {
-      this.#stuck++;
+      if (!handed) await lease.release().catch(() => {});
+      this.#stuck.add(d.id);
       const name = (e as Error).name;
       if (name === 'MigrationLockedError') {
         // Another worker (or a person) has it: look again a little later.

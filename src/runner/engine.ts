@@ -175,6 +175,9 @@ export interface ResumeRequest {
   resend?: boolean | { method?: string };
   overrideRegisterLimit?: boolean;
   groupChecks?: GroupChecks;
+  /** The migration's lease, already taken (store.claimDue): the run uses it instead of taking the
+   *  lock itself, and releases it when it ends, whatever happens. */
+  lease?: Lease;
 }
 
 export class ResendTooSoonError extends Error {
@@ -348,6 +351,14 @@ export class MigrationEngine {
 
   /** Continues a saved migration; `code`, `pin`, `confirm`, `resend` feed it what it waits for. */
   async resume(id: string, req: ResumeRequest = {}): Promise<MigrationView> {
+    try {
+      return await this.#resume(id, req);
+    } finally {
+      await req.lease?.release(); // a claimed lease is the run's to release, even on bad input
+    }
+  }
+
+  async #resume(id: string, req: ResumeRequest): Promise<MigrationView> {
     parseMigrationId(id);
     const code = req.code !== undefined ? parseCode(req.code) : undefined;
     const pin = req.pin !== undefined ? parsePin(req.pin) : undefined;
@@ -361,13 +372,27 @@ export class MigrationEngine {
       const allowed = (doc.snapshot.context as MigrationContext).code?.resendAllowedAt ?? 0;
       if (Date.now() < allowed) throw new ResendTooSoonError(new Date(allowed));
     };
-    const before = await this.store.load(id);
-    // A finished migration has nothing to do: resuming it is a read, never a write.
-    if (FINAL.has(before.state)) return toView(before);
-    checkResend(before);
-    const leases = await this.#lockBoth(id, before.input.phone);
+    let leases: Lease[];
+    let handle: DocumentHandle | null = null;
+    if (req.lease) {
+      // Claimed by a worker: the migration's lock is ours already; read under it, then the number's.
+      leases = [req.lease];
+      try {
+        handle = await this.store.open(id);
+        leases.push(await this.store.lockNumber(handle.data.input.phone, { with: req.lease }));
+      } catch (e) {
+        await releaseAll(leases);
+        throw e;
+      }
+    } else {
+      const before = await this.store.load(id);
+      // A finished migration has nothing to do: resuming it is a read, never a write.
+      if (FINAL.has(before.state)) return toView(before);
+      checkResend(before);
+      leases = await this.#lockBoth(id, before.input.phone);
+    }
     try {
-      const handle = await this.store.open(id);
+      handle ??= await this.store.open(id);
       if (FINAL.has(handle.data.state)) return toView(handle.data);
       checkResend(handle.data); // again, under the lock
       const ledger = await this.#numberUnderLock(handle.data.input.phone, id);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { AtomicJSONFile, fsyncDir } from './adapter.js';
 import { BatchNotFoundError, dueOf, StateDocumentError, UNFINISHED, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type MigrationDocument } from './document.js';
-import { acquireLock, heldLocks, lockHolder, type Lease, type LockOwner } from './lock.js';
+import { acquireLock, heldLocks, lockHolder, MigrationLockedError, type Lease, type LockOwner } from './lock.js';
 
 export type { Lease, LockOwner, BatchRecord, DueMigration, DisabledEndpoint };
 
@@ -84,6 +84,10 @@ export interface MigrationStore {
    *  the moment of reading), soonest first; and the earliest future due time among the rest, so a
    *  worker can sleep until then. */
   listDue(nowMs: number, limit: number): Promise<{ due: DueMigration[]; nextAt: number | null }>;
+  /** Takes the locks of up to `limit` due migrations nobody holds, soonest first (what listDue
+   *  would list, filtered by `options`): two processes never claim the same one, and a claim never
+   *  waits for a lock. The caller owns each lease (an engine run releases it). */
+  claimDue(nowMs: number, limit: number, options?: ClaimOptions): Promise<ClaimedMigration[]>;
   /** Maps every document (or the error reading it) as it is read, in id order. */
   scan<T>(map: (m: ListedMigration) => T, options?: ScanOptions): Promise<T[]>;
   /** Calls `onChange(id)` after any process writes a migration; returns the unsubscribe. */
@@ -109,6 +113,22 @@ export interface MigrationStore {
   disabledEndpoints(): Promise<DisabledEndpoint[]>;
   /** Releases connections and watchers. */
   close(): Promise<void>;
+}
+
+/** Which due migrations a worker takes (claimDue). */
+export interface ClaimOptions {
+  /** Ids not to claim (tried already in this pass, backing off). */
+  exclude?: Iterable<string>;
+  /** Only this batch's migrations. */
+  batch?: string;
+  /** Also those held for the register PIN (the worker has it). */
+  withPin?: boolean;
+}
+
+/** A due migration and the lease on it that claimDue took. */
+export interface ClaimedMigration {
+  due: DueMigration;
+  lease: Lease;
 }
 
 export interface ScanOptions {
@@ -316,6 +336,27 @@ export class FileStore implements MigrationStore {
       });
     })();
     return this.#indexReady;
+  }
+
+  /** Lists, filters, then tries each one's kernel lock without waiting: a taken one is skipped. */
+  async claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<ClaimedMigration[]> {
+    if (limit < 1) return [];
+    const exclude = new Set(options.exclude ?? []);
+    const { due } = await this.listDue(nowMs, Number.MAX_SAFE_INTEGER);
+    const out: ClaimedMigration[] = [];
+    for (const d of due) {
+      if (out.length >= limit) break;
+      if (exclude.has(d.id) || (options.batch !== undefined && d.batch !== options.batch) || (d.hold === 'pin' && !options.withPin)) continue;
+      try {
+        out.push({ due: d, lease: await this.lock(d.id) });
+      } catch (e) {
+        if (!(e instanceof MigrationLockedError)) {
+          for (const c of out) await c.lease.release();
+          throw e;
+        }
+      }
+    }
+    return out;
   }
 
   async listDue(nowMs: number, limit: number): Promise<{ due: DueMigration[]; nextAt: number | null }> {

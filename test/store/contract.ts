@@ -312,6 +312,77 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
     );
 
     it(
+      'claimDue takes the locks of the soonest due ones nobody holds (SKIP LOCKED): never the same one twice, filtered by batch, PIN and exclude',
+      withStore(async (s) => {
+        const now = Date.now();
+        const at = (ms: number) => new Date(now - ms).toISOString();
+        await put(s, makeDoc('c-1', { state: 'creating', updatedAt: at(5_000) }));
+        await put(s, makeDoc('c-2', { state: 'creating', updatedAt: at(4_000) }));
+        await put(s, { ...makeDoc('c-3', { state: 'creating', updatedAt: at(3_000) }), batch: 'bx' } as MigrationDocument);
+        const pin = makeDoc('c-4', { state: 'registering', updatedAt: at(2_000) });
+        (pin.snapshot.context as Record<string, unknown>).hold = 'pin';
+        await put(s, pin);
+        await put(s, makeDoc('c-later', { state: 'waiting_retry', retryAt: now + 60_000 }));
+        await put(s, makeDoc('c-person', { state: 'awaiting_code' }));
+        const other = await h.second(s);
+        try {
+          const mine = await s.claimDue(now, 2);
+          expect(mine.map((c) => c.due.id)).toEqual(['c-1', 'c-2']);
+          expect(mine[0]!.due).toMatchObject({ state: 'creating', hold: null });
+          await expect(other.lock('c-1')).rejects.toBeInstanceOf(MigrationLockedError); // claimed = locked
+          await mine[0]!.lease.assertHeld();
+          // The other process gets what is left, never a claimed one; the PIN-held one only with the PIN.
+          const theirs = await other.claimDue(now, 10);
+          expect(theirs.map((c) => c.due.id)).toEqual(['c-3']);
+          for (const c of theirs) await c.lease.release();
+          expect((await other.claimDue(now, 10, { withPin: true, exclude: ['c-3'] })).map((c) => c.due.id)).toEqual(['c-4']);
+          expect(await s.claimDue(now, 10, { batch: 'nope' })).toEqual([]);
+          // This process never claims again what it holds itself.
+          expect((await s.claimDue(now, 10, { batch: 'bx' })).map((c) => c.due.id)).toEqual(['c-3']);
+          expect(await s.claimDue(now, 10)).toEqual([]);
+          await mine[0]!.lease.release();
+          const again = await other.claimDue(now, 10);
+          expect(again.map((c) => c.due.id)).toEqual(['c-1']);
+          for (const c of again) await c.lease.release();
+        } finally {
+          await other.close();
+        }
+      }),
+    );
+
+    it(
+      'claimDue from two processes at once, round after round: every due migration claimed exactly once',
+      withStore(async (s) => {
+        const now = Date.now();
+        const ids = Array.from({ length: 24 }, (_, i) => `r-${String(i).padStart(2, '0')}`);
+        for (const id of ids) await put(s, makeDoc(id, { state: 'creating', updatedAt: new Date(now - 1_000).toISOString() }));
+        const other = await h.second(s);
+        try {
+          for (let round = 0; round < 5; round++) {
+            const got: string[] = [];
+            const held: { release(): Promise<void> }[] = [];
+            // Both ask for a few at a time until nothing is left, concurrently.
+            const drain = async (st: typeof s) => {
+              for (;;) {
+                const c = await st.claimDue(now, 3);
+                if (!c.length) return;
+                for (const x of c) {
+                  got.push(x.due.id);
+                  held.push(x.lease);
+                }
+              }
+            };
+            await Promise.all([drain(s), drain(other), drain(other)]);
+            expect([...got].sort()).toEqual(ids); // each once: none twice, none missed
+            for (const l of held) await l.release();
+          }
+        } finally {
+          await other.close();
+        }
+      }),
+    );
+
+    it(
       'scan pages by id (after, limit) in byte order',
       withStore(async (s) => {
         for (const id of ['b', 'a', 'C', 'c-1', 'c.1']) await put(s, makeDoc(id));

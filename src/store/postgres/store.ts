@@ -32,7 +32,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { BatchNotFoundError, dueOf, StateDocumentError, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type HistoryEntry, type MigrationDocument } from '../document.js';
 import { MigrationLockedError, MigrationLockLostError, type Lease, type LockOwner } from '../lock.js';
-import { DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
+import { DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type ClaimedMigration, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
 import { lockKey, type LockKey } from './keys.js';
 import { migrateSchema, refuseNewer, schemaVersion, SCHEMA, SCHEMA_LATEST } from './schema.js';
 
@@ -459,6 +459,11 @@ export class PostgresStore implements MigrationStore {
       await this.#drop(session);
       throw new MigrationLockedError(id, await this.#holderOf(k).catch(() => null), what);
     }
+    return this.#lease(kind, id, k, session, owner);
+  }
+
+  /** The Lease of a lock this process has just taken on `session` (counted on it already). */
+  #lease(kind: string, id: string, k: LockKey, session: LeaseSession, owner: LockOwner): Lease {
     const lostError = () => session.lost;
     let released = false;
     const held: Held = { query: (sql, values) => session.query(sql, values), lost: lostError };
@@ -632,6 +637,65 @@ export class PostgresStore implements MigrationStore {
       }
     }
     return out;
+  }
+
+  /**
+   * SKIP LOCKED with advisory locks: one statement on a lease session lists the due candidates
+   * nobody holds (with the worker's filters) and takes each one's lock with pg_try_advisory_lock
+   * as the outer LIMIT pulls it, so a candidate another worker took a moment earlier is skipped,
+   * never waited for, and no lock is taken beyond the rows returned (the candidates are an
+   * ORDER BY/LIMIT subquery; the lock is taken in the outer filter, the placement PostgreSQL's
+   * manual gives for advisory locks with LIMIT).
+   */
+  async claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<ClaimedMigration[]> {
+    if (limit < 1 || !(await this.#readable())) return [];
+    await this.#ready();
+    // Ours already (re-entrant on our own session) or excluded by the caller: never claimed.
+    const exclude = [...new Set([...(options.exclude ?? []), ...this.#held.keys()])];
+    const since = new Date().toISOString();
+    const owner: LockOwner = { pid: process.pid, host: hostname(), since };
+    const session = this.#session();
+    let rows: { id: string; state: DueMigration['state']; due_at: string; hold: string | null; phone: string; batch: string | null; k: string }[];
+    try {
+      await session.ready;
+      rows = (
+        await session.query<(typeof rows)[number]>(
+          `WITH held AS MATERIALIZED (
+             SELECT l.classid, l.objid FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+           cand AS MATERIALIZED (
+             SELECT id, state, due_at, hold, phone, batch, k FROM (
+               SELECT id, state, due_at, hold, phone, batch,
+                      ('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint AS k
+                 FROM ${SCHEMA}.migrations
+                WHERE due_at <= $1 AND id <> ALL($3::text[])
+                  AND ($4::text IS NULL OR batch = $4) AND (hold IS NULL OR $5::boolean)) d
+              WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.classid = ((d.k >> 32) & 4294967295)::oid AND held.objid = (d.k & 4294967295)::oid)
+              ORDER BY due_at, id LIMIT $2 * 4 + 16)
+           SELECT id, state, due_at, hold, phone, batch, k::text AS k, set_config('application_name', $6, false) AS app
+             FROM cand WHERE pg_try_advisory_lock(k) LIMIT $2`,
+          [nowMs, limit, exclude, options.batch ?? null, options.withPin === true, ownerTag(since)],
+        )
+      ).rows;
+    } catch (e) {
+      await this.#drop(session);
+      throw e instanceof StoreUnavailableError ? e : this.#scrub(e);
+    }
+    if (!rows.length) {
+      await this.#drop(session);
+      return [];
+    }
+    session.leases += rows.length - 1; // #session() counted one
+    return rows.map((x) => {
+      const k = lockKey('migration', x.id);
+      if (k.key !== x.k) throw new Error(`lock key of ${x.id} differs between SQL and Node (${x.k} vs ${k.key})`);
+      this.#localKeys.set(k.key, owner);
+      return {
+        due: { id: x.id, state: x.state, dueAt: Number(x.due_at), hold: x.hold === 'pin' ? 'pin' : null, phone: x.phone, batch: x.batch },
+        lease: this.#lease('migration', x.id, k, session, owner),
+      };
+    });
   }
 
   async listDue(nowMs: number, limit: number): Promise<{ due: DueMigration[]; nextAt: number | null }> {
