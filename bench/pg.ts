@@ -239,9 +239,8 @@ function runWorkers(k: number, url: string, graphUrl: string): Promise<void> {
   ).then(() => {});
 }
 
-async function workers() {
+async function workers(latencyMs: number) {
   const n = quick ? 200 : 1000;
-  const latencyMs = 20;
   const result: Record<string, number> = {};
   const seedSandbox = await remoteSandbox(latencyMs, n);
   const template = await freshDb();
@@ -290,7 +289,8 @@ async function main() {
   process.stderr.write('P3 list over 100,000…\n');
   let p3 = want('3') ? await listing(doc) : null;
   process.stderr.write('P4 workers 1 vs 3…\n');
-  let p4 = want('4') ? await workers() : null;
+  // At 100 ms per Graph call the calls dominate (the goal's case); at 20 ms the CPU of 2 cores does.
+  let p4 = want('4') ? { latencyBound: await workers(100), cpuBound: await workers(20) } : null;
   // --only re-measures some figures; the others keep their last measured values (and their date).
   const prev = ((await loadResults()).postgres ?? {}) as { perTransition?: typeof p1; durableVsPlain?: typeof p2; listing?: typeof p3; workers?: typeof p4; measuredAt?: Record<string, string> };
   const measuredAt = { ...(prev.measuredAt ?? {}) };
@@ -312,7 +312,10 @@ async function main() {
     rows.push([`P3. list first page (50) over ${p3.migrations} migrations: query / whole CLI`, `${fmt(p3.firstPageQueryMs, 1)} ms / ${fmt(p3.firstPageCliMs, 0)} ms`, '', '< 100 ms']);
     rows.push([`P3. list --json over ${p3.migrations} migrations, streamed`, `${fmt(p3.fullListMs, 0)} ms, peak ${fmt(p3.fullListPeakRssMb)} MB`, '', '< 5 s, < 150 MB']);
   }
-  if (p4) rows.push([`P4. ${p4.migrations} due migrations to awaiting_code, 20 ms latency: 1 vs 3 work --once processes`, `${fmt(p4.oneWorkerMs!, 0)} ms vs ${fmt(p4.threeWorkersMs!, 0)} ms`, `${fmt(p4.speedup!, 2)}× faster`, '≥ 2.5×']);
+  if (p4 && 'latencyBound' in p4) {
+    for (const [w, goal] of [[p4.latencyBound, '≥ 2.5×'], [p4.cpuBound, '(reported: CPU-bound)']] as const)
+      rows.push([`P4. ${w.migrations} due migrations to awaiting_code, ${w.latencyMs} ms per Graph call: 1 vs 3 work --once processes (10 at a time each)`, `${fmt(w.oneWorkerMs!, 0)} ms vs ${fmt(w.threeWorkersMs!, 0)} ms`, `${fmt(w.speedup!, 2)}× faster`, goal]);
+  }
   const table = [
     `Machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memoryGb} GB, Node ${machine.node}, PostgreSQL ${server} on the same machine; medians of ${REPS} runs${quick ? ' (quick mode: smaller sizes)' : ''}.`,
     '',

@@ -664,13 +664,16 @@ export class PostgresStore implements MigrationStore {
              SELECT l.classid, l.objid FROM pg_locks l
               WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+           top AS (
+             -- The soonest due, through the (due_at, id) index: enough rows to still fill the
+             -- request after dropping every one held (at most as many as there are held locks).
+             SELECT id, state, due_at, hold, phone, batch FROM ${SCHEMA}.migrations
+              WHERE due_at <= $1 AND id <> ALL($3::text[])
+                AND ($4::text IS NULL OR batch = $4) AND (hold IS NULL OR $5::boolean)
+              ORDER BY due_at, id LIMIT $2 * 4 + 16 + (SELECT count(*) FROM held)),
            cand AS MATERIALIZED (
              SELECT id, state, due_at, hold, phone, batch, k FROM (
-               SELECT id, state, due_at, hold, phone, batch,
-                      ('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint AS k
-                 FROM ${SCHEMA}.migrations
-                WHERE due_at <= $1 AND id <> ALL($3::text[])
-                  AND ($4::text IS NULL OR batch = $4) AND (hold IS NULL OR $5::boolean)) d
+               SELECT *, ('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint AS k FROM top) d
               WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.classid = ((d.k >> 32) & 4294967295)::oid AND held.objid = (d.k & 4294967295)::oid)
               ORDER BY due_at, id LIMIT $2 * 4 + 16)
            SELECT id, state, due_at, hold, phone, batch, k::text AS k, set_config('application_name', $6, false) AS app
@@ -711,9 +714,9 @@ export class PostgresStore implements MigrationStore {
           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
        due AS (
-         SELECT id, state, due_at, hold, phone, batch,
-                ('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint AS k
-           FROM ${SCHEMA}.migrations WHERE due_at <= $1)
+         SELECT *, ('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint AS k
+           FROM (SELECT id, state, due_at, hold, phone, batch FROM ${SCHEMA}.migrations WHERE due_at <= $1
+                  ORDER BY due_at, id LIMIT $2 + (SELECT count(*) FROM held)) top)
        SELECT id, state, due_at, hold, phone, batch FROM due
         WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.classid = ((due.k >> 32) & 4294967295)::oid AND held.objid = (due.k & 4294967295)::oid)
         ORDER BY due_at, id LIMIT $2`,
