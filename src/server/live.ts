@@ -137,6 +137,8 @@ export class LiveIndex {
     const early: string[] = [];
     let scanning = true;
     this.#unwatch = this.#store.watch((id) => (scanning ? early.push(id) : this.refresh(id)));
+    // Subscribed before the scan reads anything: a write during the scan is re-read after it.
+    await this.#store.watching();
     await this.#store.scan((m) => {
       if (m.doc) {
         const { summary, refreshAt } = this.#summary(m.doc);

@@ -43,7 +43,7 @@ export interface MigrationDocument {
   outbox?: OutboxEntry[];
 }
 
-/** The signed JSON body a receiver gets (see docs/readme/notifications.md). */
+/** The signed JSON body a receiver gets (see README, "Notifications"). */
 export interface EventPayload {
   type: string;
   version: 1;

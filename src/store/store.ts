@@ -92,6 +92,8 @@ export interface MigrationStore {
   scan<T>(map: (m: ListedMigration) => T, options?: ScanOptions): Promise<T[]>;
   /** Calls `onChange(id)` after any process writes a migration; returns the unsubscribe. */
   watch(onChange: (id: string) => void): () => void;
+  /** Resolves once every watch() started so far is subscribed: a write after this is reported. */
+  watching(): Promise<void>;
   /** Batches (the fleet layer): a record written atomically as a whole. */
   saveBatch(batch: BatchRecord): Promise<void>;
   loadBatch(id: string): Promise<BatchRecord>;
@@ -402,15 +404,26 @@ export class FileStore implements MigrationStore {
       watcher.on('error', () => {});
     };
     let closed = false;
-    const ready = start().then(() => {
-      if (closed) watcher?.close();
-    });
-    void ready;
+    const ready = start().then(
+      () => {
+        if (closed) watcher?.close();
+      },
+      () => {}, // no directory to watch: watching() resolves; nothing is reported
+    );
+    this.#watchStarts.add(ready);
+    void ready.finally(() => this.#watchStarts.delete(ready));
     return () => {
       closed = true;
       watcher?.close();
       if (timer) clearTimeout(timer);
     };
+  }
+
+  readonly #watchStarts = new Set<Promise<void>>();
+
+  /** Resolves once every watch() started so far sees writes (inotify is attached after init). */
+  async watching(): Promise<void> {
+    await Promise.all([...this.#watchStarts]);
   }
 
   #batchFile(id: string): string {
