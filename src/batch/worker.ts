@@ -161,7 +161,9 @@ export class Worker {
     const later = (t: number) => {
       nextAt = nextAt === null ? t : Math.min(nextAt, t);
     };
-    const exclude = new Set(this.#stuck);
+    // Running here already (its lease may be released a moment before its run settles), or left
+    // as it was earlier in this --once pass: not claimed again.
+    const exclude = new Set([...this.#stuck, ...this.#inFlight.keys()]);
     for (const [id, until] of this.#backoff) {
       if (until > now) {
         exclude.add(id);
@@ -170,14 +172,26 @@ export class Worker {
     }
     const free = concurrency - this.#inFlight.size;
     if (free <= 0) return nextAt;
-    const claimed = await this.store.claimDue(cutoff ?? now, free, { exclude, ...(this.#opts.batch !== undefined ? { batch: this.#opts.batch } : {}), withPin: Boolean(this.#opts.pin) });
+    const claimed = await this.store.claimDue(cutoff ?? now, free, {
+      exclude,
+      ...(this.#opts.batch !== undefined ? { batch: this.#opts.batch } : {}),
+      withPin: Boolean(this.#opts.pin),
+      // A migration whose lock cannot even be tried (a planted symlink, EACCES): reported, and
+      // left alone for a minute, as a failing run is; the others are still claimed.
+      onError: (id, e) => {
+        this.#report.errors++;
+        this.#backoff.set(id, Date.now() + 60_000);
+        if (cutoff !== undefined) this.#stuck.add(id);
+        this.#emit({ type: 'error', id, error: e.message });
+      },
+    });
     for (const { due: d, lease } of claimed) {
       if (this.#opts.signal?.aborted) {
-        await lease.release();
+        await lease.release().catch(() => {});
         continue;
       }
-      const p = this.#drive(d, lease).finally(() => {
-        this.#inFlight.delete(d.id);
+      const p: Promise<void> = this.#drive(d, lease).finally(() => {
+        if (this.#inFlight.get(d.id) === p) this.#inFlight.delete(d.id);
         this.#pokeLoop();
       });
       this.#inFlight.set(d.id, p);
@@ -251,10 +265,10 @@ export class Worker {
 
   /** Runs one claimed migration; the run (engine.resume) releases its lease. */
   async #drive(d: DueMigration, lease: Lease): Promise<void> {
-    this.#emit({ type: 'picked', id: d.id, state: d.state });
-    this.#report.runs++;
     let handed = false;
     try {
+      this.#emit({ type: 'picked', id: d.id, state: d.state });
+      this.#report.runs++;
       // Shared prerequisite checks for a migration that will run them (once per group per worker run).
       let groupChecks;
       if (d.state === 'checking' || d.state === 'waiting_retry') {
@@ -264,14 +278,14 @@ export class Worker {
       }
       handed = true;
       const view = await this.engine.resume(d.id, { lease, ...(this.#opts.pin ? { pin: this.#opts.pin } : {}), ...(groupChecks ? { groupChecks } : {}) });
-      if (Date.parse(view.updatedAt) <= d.dueAt) this.#stuck.add(d.id); // not written: still due
+      if (this.#opts.once && Date.parse(view.updatedAt) <= d.dueAt) this.#stuck.add(d.id); // not written: still due
       if (view.state === 'completed') this.#report.completed++;
       this.#emit({ type: 'done', id: d.id, view });
       // The last row of a batch to finish queues the batch's `batch.completed` notification.
       if (d.batch && ['completed', 'failed', 'blocked', 'cancelled'].includes(view.state)) this.#checkBatch(d.batch);
     } catch (e) {
       if (!handed) await lease.release().catch(() => {});
-      this.#stuck.add(d.id);
+      if (this.#opts.once) this.#stuck.add(d.id); // a long-running worker retries it after its backoff
       const name = (e as Error).name;
       if (name === 'MigrationLockedError') {
         // Another worker (or a person) has it: look again a little later.

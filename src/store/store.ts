@@ -125,6 +125,9 @@ export interface ClaimOptions {
   batch?: string;
   /** Also those held for the register PIN (the worker has it). */
   withPin?: boolean;
+  /** A migration whose lock could not be tried at all (not "held elsewhere": an error): it is
+   *  skipped and reported here, and the claim goes on with the others. */
+  onError?: (id: string, error: Error) => void;
 }
 
 /** A due migration and the lease on it that claimDue took. */
@@ -352,10 +355,7 @@ export class FileStore implements MigrationStore {
       try {
         out.push({ due: d, lease: await this.lock(d.id) });
       } catch (e) {
-        if (!(e instanceof MigrationLockedError)) {
-          for (const c of out) await c.lease.release();
-          throw e;
-        }
+        if (!(e instanceof MigrationLockedError)) options.onError?.(d.id, e as Error);
       }
     }
     return out;

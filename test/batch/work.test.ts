@@ -118,6 +118,24 @@ describe('work', () => {
     expect(states.filter((x) => x === 'a registering')).toHaveLength(14);
   }, 30_000);
 
+  it('a long-running worker retries, after its backoff, a migration it found locked elsewhere', async () => {
+    w = await world();
+    await heldForPin(w, 1);
+    const [doc] = await w.store.scan((m) => m.doc!);
+    const numberLock = await w.store.lockNumber(doc!.input.phone); // another process runs this number
+    const controller = new AbortController();
+    const events: string[] = [];
+    const worker = new Worker({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', pin: '246810', signal: controller.signal, onEvent: (e) => events.push(e.type) });
+    const running = worker.run();
+    await vi.waitFor(() => expect(events).toContain('skipped'), { timeout: 10_000, interval: 20 });
+    await numberLock.release();
+    await vi.waitFor(async () => expect((await w!.store.load(doc!.id)).state).toBe('completed'), { timeout: 10_000, interval: 50 });
+    controller.abort();
+    const report = await running;
+    expect(report.skippedLocked).toBeGreaterThanOrEqual(1);
+    expect(report.completed).toBe(1);
+  }, 30_000);
+
   it('two workers share the work: every migration runs once, none twice at the same time', async () => {
     w = await world({ latencyMs: 20 });
     await heldForPin(w, 8);

@@ -351,6 +351,29 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
     );
 
     it(
+      'a claim and a lock of the same migration racing in one process: exactly one of them gets it',
+      withStore(async (s) => {
+        const now = Date.now();
+        await put(s, makeDoc('x-1', { state: 'creating', updatedAt: new Date(now - 1_000).toISOString() }));
+        // The lock starts 0, 1, 2 … microtask turns after the claim: every interleaving of their
+        // steps (and of their statements on a shared session) is tried.
+        const later = async (turns: number) => {
+          for (let i = 0; i < turns; i++) await Promise.resolve();
+          return s.lock('x-1');
+        };
+        for (let round = 0; round < 40; round++) {
+          const [claim, lock] = await Promise.allSettled([s.claimDue(now, 5), later(round)]);
+          const claimed = claim.status === 'fulfilled' ? claim.value : [];
+          const locked = lock.status === 'fulfilled' ? lock.value : null;
+          if (lock.status === 'rejected') expect(lock.reason).toBeInstanceOf(MigrationLockedError);
+          expect(claimed.length + (locked ? 1 : 0)).toBe(1);
+          for (const c of claimed) await c.lease.release();
+          await locked?.release();
+        }
+      }),
+    );
+
+    it(
       'claimDue from two processes at once, round after round: every due migration claimed exactly once',
       withStore(async (s) => {
         const now = Date.now();

@@ -87,6 +87,8 @@ interface LeaseSession {
   /** performance.now() at which the latest query that then succeeded was sent: the server
    *  answered it after that moment, so the session (and every lock on it) was alive then. */
   provenAt: number;
+  /** Date.now() at the same moment. */
+  provenWallAt: number;
 }
 
 interface Held {
@@ -387,11 +389,16 @@ export class PostgresStore implements MigrationStore {
       ready: Promise.resolve(),
       ping: null,
       provenAt: -Infinity,
+      provenWallAt: -Infinity,
       query: <R extends pg.QueryResultRow>(sql: string, values?: unknown[]) => {
         const run = chain.then(async () => {
           const sent = performance.now();
+          const sentWall = Date.now();
           const r = await client.query<R>(sql, values);
-          session.provenAt = Math.max(session.provenAt, sent);
+          if (sent > session.provenAt) {
+            session.provenAt = sent;
+            session.provenWallAt = sentWall;
+          }
           return r;
         });
         chain = run.catch(() => {});
@@ -446,20 +453,31 @@ export class PostgresStore implements MigrationStore {
       taken = this.#session(near);
       await taken.ready;
       // application_name names the holder for holder() and for a person reading pg_stat_activity.
-      const r = await taken.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock($1::bigint) AS ok, set_config('application_name', $2, false)`, [k.key, ownerTag(since)]);
+      // Never re-entrant: a lock this very session already holds (a claim that took it while this
+      // call waited its turn on the session) is refused, as another process's would be.
+      const r = await taken.query<{ ok: boolean }>(
+        `SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = $3::oid AND objid = $4::oid AND objsubid = 1 AND granted)
+                     THEN false ELSE pg_try_advisory_lock($1::bigint) END AS ok, set_config('application_name', $2, false)`,
+        [k.key, ownerTag(since), k.classid, k.objid],
+      );
       ok = r.rows[0]?.ok === true;
     } catch (e) {
-      this.#localKeys.delete(k.key);
+      this.#forgetKey(k.key, owner);
       if (taken) await this.#drop(taken);
       throw e instanceof StoreUnavailableError ? e : this.#scrub(e);
     }
     const session = taken!;
     if (!ok) {
-      this.#localKeys.delete(k.key);
+      this.#forgetKey(k.key, owner);
       await this.#drop(session);
       throw new MigrationLockedError(id, await this.#holderOf(k).catch(() => null), what);
     }
     return this.#lease(kind, id, k, session, owner);
+  }
+
+  /** Forgets a key only if `owner` still has it (a claim may have taken the key meanwhile). */
+  #forgetKey(key: string, owner: LockOwner): void {
+    if (this.#localKeys.get(key) === owner) this.#localKeys.delete(key);
   }
 
   /** The Lease of a lock this process has just taken on `session` (counted on it already). */
@@ -485,7 +503,10 @@ export class PostgresStore implements MigrationStore {
         // the lock: the server does. With leaseTimeoutMs the server cannot have ended an idle
         // session within #freshMs (< leaseTimeoutMs) of a query it answered; a session cut in that
         // instant is the same window a pg_locks round trip leaves between its answer and the POST.
-        if (options.beforeRequest && performance.now() - session.provenAt < this.#freshMs) return;
+        // Both clocks must agree it is recent: the monotonic one ignores a host suspended meanwhile
+        // (the server may have ended the session then), the wall clock can step.
+        const wall = Date.now() - session.provenWallAt;
+        if (options.beforeRequest && performance.now() - session.provenAt < this.#freshMs && wall >= 0 && wall < this.#freshMs) return;
         let still = false;
         try {
           const r = await session.query<{ held: boolean }>(
@@ -507,7 +528,7 @@ export class PostgresStore implements MigrationStore {
           // A failed unlock ends the session below, which drops the lock anyway.
           await session.query('SELECT pg_advisory_unlock($1::bigint)', [k.key]).catch((e: Error) => (session.lost ??= e));
         }
-        this.#localKeys.delete(k.key);
+        this.#forgetKey(k.key, owner);
         await this.#drop(session);
       },
     };
@@ -650,8 +671,10 @@ export class PostgresStore implements MigrationStore {
   async claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<ClaimedMigration[]> {
     if (limit < 1 || !(await this.#readable())) return [];
     await this.#ready();
-    // Ours already (re-entrant on our own session) or excluded by the caller: never claimed.
+    // Ours already (re-entrant on our own session), being taken by this process, or excluded by
+    // the caller: never claimed.
     const exclude = [...new Set([...(options.exclude ?? []), ...this.#held.keys()])];
+    const localKeys = [...this.#localKeys.keys()];
     const since = new Date().toISOString();
     const owner: LockOwner = { pid: process.pid, host: hostname(), since };
     const session = this.#session();
@@ -675,13 +698,18 @@ export class PostgresStore implements MigrationStore {
              SELECT id, state, due_at, hold, phone, batch, k FROM (
                SELECT *, ('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint AS k FROM top) d
               WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.classid = ((d.k >> 32) & 4294967295)::oid AND held.objid = (d.k & 4294967295)::oid)
+                AND d.k <> ALL($7::bigint[])
               ORDER BY due_at, id LIMIT $2 * 4 + 16)
            SELECT id, state, due_at, hold, phone, batch, k::text AS k, set_config('application_name', $6, false) AS app
              FROM cand WHERE pg_try_advisory_lock(k) LIMIT $2`,
-          [nowMs, limit, exclude, options.batch ?? null, options.withPin === true, ownerTag(since)],
+          [nowMs, limit, exclude, options.batch ?? null, options.withPin === true, ownerTag(since), localKeys],
         )
       ).rows;
     } catch (e) {
+      // A statement that failed part-way may have taken some locks (session locks survive the
+      // rollback) that nobody knows of: no new lease goes on this session, and it ends with its
+      // last lease, freeing them. Its other leases count as lost: their runs stop (the safe way).
+      session.lost ??= e as Error;
       await this.#drop(session);
       throw e instanceof StoreUnavailableError ? e : this.#scrub(e);
     }
@@ -689,10 +717,15 @@ export class PostgresStore implements MigrationStore {
       await this.#drop(session);
       return [];
     }
+    const bad = rows.find((x) => lockKey('migration', x.id).key !== x.k);
+    if (bad) {
+      session.lost ??= new Error('lock keys differ between SQL and Node');
+      await this.#drop(session);
+      throw new Error(`lock key of ${bad.id} differs between SQL and Node (${bad.k} vs ${lockKey('migration', bad.id).key})`);
+    }
     session.leases += rows.length - 1; // #session() counted one
     return rows.map((x) => {
       const k = lockKey('migration', x.id);
-      if (k.key !== x.k) throw new Error(`lock key of ${x.id} differs between SQL and Node (${x.k} vs ${k.key})`);
       this.#localKeys.set(k.key, owner);
       return {
         due: { id: x.id, state: x.state, dueAt: Number(x.due_at), hold: x.hold === 'pin' ? 'pin' : null, phone: x.phone, batch: x.batch },
