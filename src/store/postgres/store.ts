@@ -71,6 +71,15 @@ export function describePostgresUrl(url: string): string {
 
 /** Leases per session before another session is opened (up to PostgresStoreOptions.leaseSessions). */
 const LEASES_PER_SESSION = 8;
+/** Every advisory lock granted in this database right now (pg_locks), as a CTE named `held`. */
+const HELD_CTE = `held AS MATERIALIZED (
+  SELECT l.classid, l.objid FROM pg_locks l
+   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`;
+/** lockKey('migration', id) in SQL: the first 8 bytes of sha256("migration:<id>") as a bigint. */
+const MIGRATION_KEY_SQL = `('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint`;
+/** True when no session holds the bigint key `k` (pg_locks shows it split into classid/objid). */
+const notHeld = (k: string) => `NOT EXISTS (SELECT 1 FROM held WHERE held.classid = ((${k} >> 32) & 4294967295)::oid AND held.objid = (${k} & 4294967295)::oid)`;
 /** A lease session's answer this recent stands for a pg_locks check before a request (ms). */
 const FRESH_MS = 100;
 
@@ -683,10 +692,7 @@ export class PostgresStore implements MigrationStore {
       await session.ready;
       rows = (
         await session.query<(typeof rows)[number]>(
-          `WITH held AS MATERIALIZED (
-             SELECT l.classid, l.objid FROM pg_locks l
-              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+          `WITH ${HELD_CTE},
            top AS (
              -- The soonest due, through the (due_at, id) index: enough rows to still fill the
              -- request after dropping every one held (at most as many as there are held locks).
@@ -696,8 +702,8 @@ export class PostgresStore implements MigrationStore {
               ORDER BY due_at, id LIMIT $2 * 4 + 16 + (SELECT count(*) FROM held)),
            cand AS MATERIALIZED (
              SELECT id, state, due_at, hold, phone, batch, k FROM (
-               SELECT *, ('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint AS k FROM top) d
-              WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.classid = ((d.k >> 32) & 4294967295)::oid AND held.objid = (d.k & 4294967295)::oid)
+               SELECT *, ${MIGRATION_KEY_SQL} AS k FROM top) d
+              WHERE ${notHeld('d.k')}
                 AND d.k <> ALL($7::bigint[])
               ORDER BY due_at, id LIMIT $2 * 4 + 16)
            SELECT id, state, due_at, hold, phone, batch, k::text AS k, set_config('application_name', $6, false) AS app
@@ -742,16 +748,13 @@ export class PostgresStore implements MigrationStore {
     // bytes of sha256("migration:<id>"), split into pg_locks' classid/objid. A lock taken between
     // this read and a worker's own try is still refused by the lock itself.
     const r = await this.#query<{ id: string; state: DueMigration['state']; due_at: string; hold: string | null; phone: string; batch: string | null }>(
-      `WITH held AS MATERIALIZED (
-         SELECT l.classid, l.objid FROM pg_locks l
-          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+      `WITH ${HELD_CTE},
        due AS (
-         SELECT *, ('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint AS k
+         SELECT *, ${MIGRATION_KEY_SQL} AS k
            FROM (SELECT id, state, due_at, hold, phone, batch FROM ${SCHEMA}.migrations WHERE due_at <= $1
                   ORDER BY due_at, id LIMIT $2 + (SELECT count(*) FROM held)) top)
        SELECT id, state, due_at, hold, phone, batch FROM due
-        WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.classid = ((due.k >> 32) & 4294967295)::oid AND held.objid = (due.k & 4294967295)::oid)
+        WHERE ${notHeld('due.k')}
         ORDER BY due_at, id LIMIT $2`,
       [nowMs, limit],
     );
