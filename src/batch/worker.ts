@@ -172,7 +172,7 @@ export class Worker {
     }
     const free = concurrency - this.#inFlight.size;
     if (free <= 0) return nextAt;
-    const claimed = await this.store.claimDue(cutoff ?? now, free, {
+    const { claimed, nextAt: storeNext } = await this.store.claimDue(cutoff ?? now, free, {
       exclude,
       ...(this.#opts.batch !== undefined ? { batch: this.#opts.batch } : {}),
       withPin: Boolean(this.#opts.pin),
@@ -196,11 +196,8 @@ export class Worker {
       });
       this.#inFlight.set(d.id, p);
     }
-    // Slots left free: nothing more is due now; sleep until the next one is (one cheap query).
-    if (cutoff === undefined && claimed.length < free) {
-      const { nextAt: storeNext } = await this.store.listDue(now, 0);
-      if (storeNext !== null) later(storeNext);
-    }
+    // Slots left free: nothing more is due now; sleep until the next one is.
+    if (cutoff === undefined && storeNext !== null) later(storeNext);
     return nextAt;
   }
 

@@ -87,7 +87,7 @@ export interface MigrationStore {
   /** Takes the locks of up to `limit` due migrations nobody holds, soonest first (what listDue
    *  would list, filtered by `options`): two processes never claim the same one, and a claim never
    *  waits for a lock. The caller owns each lease (an engine run releases it). */
-  claimDue(nowMs: number, limit: number, options?: ClaimOptions): Promise<ClaimedMigration[]>;
+  claimDue(nowMs: number, limit: number, options?: ClaimOptions): Promise<Claim>;
   /** Maps every document (or the error reading it) as it is read, in id order. */
   scan<T>(map: (m: ListedMigration) => T, options?: ScanOptions): Promise<T[]>;
   /** Calls `onChange(id)` after any process writes a migration; returns the unsubscribe. */
@@ -134,6 +134,13 @@ export interface ClaimOptions {
 export interface ClaimedMigration {
   due: DueMigration;
   lease: Lease;
+}
+
+/** What claimDue took, and (when it took fewer than asked) when the next migration falls due. */
+export interface Claim {
+  claimed: ClaimedMigration[];
+  /** The earliest due time after `nowMs` (ms), or null: none, or every asked slot was filled. */
+  nextAt: number | null;
 }
 
 export interface ScanOptions {
@@ -344,10 +351,10 @@ export class FileStore implements MigrationStore {
   }
 
   /** Lists, filters, then tries each one's kernel lock without waiting: a taken one is skipped. */
-  async claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<ClaimedMigration[]> {
-    if (limit < 1) return [];
+  async claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<Claim> {
+    if (limit < 1) return { claimed: [], nextAt: null };
     const exclude = new Set(options.exclude ?? []);
-    const { due } = await this.listDue(nowMs, Number.MAX_SAFE_INTEGER);
+    const { due, nextAt } = await this.listDue(nowMs, Number.MAX_SAFE_INTEGER);
     const out: ClaimedMigration[] = [];
     for (const d of due) {
       if (out.length >= limit) break;
@@ -358,7 +365,7 @@ export class FileStore implements MigrationStore {
         if (!(e instanceof MigrationLockedError)) options.onError?.(d.id, e as Error);
       }
     }
-    return out;
+    return { claimed: out, nextAt: out.length < limit ? nextAt : null };
   }
 
   async listDue(nowMs: number, limit: number): Promise<{ due: DueMigration[]; nextAt: number | null }> {

@@ -326,22 +326,24 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
         await put(s, makeDoc('c-person', { state: 'awaiting_code' }));
         const other = await h.second(s);
         try {
-          const mine = await s.claimDue(now, 2);
+          const mine = (await s.claimDue(now, 2)).claimed;
           expect(mine.map((c) => c.due.id)).toEqual(['c-1', 'c-2']);
           expect(mine[0]!.due).toMatchObject({ state: 'creating', hold: null });
           await expect(other.lock('c-1')).rejects.toBeInstanceOf(MigrationLockedError); // claimed = locked
           await mine[0]!.lease.assertHeld();
           // The other process gets what is left, never a claimed one; the PIN-held one only with the PIN.
-          const theirs = await other.claimDue(now, 10);
+          const theirs = (await other.claimDue(now, 10)).claimed;
           expect(theirs.map((c) => c.due.id)).toEqual(['c-3']);
           for (const c of theirs) await c.lease.release();
-          expect((await other.claimDue(now, 10, { withPin: true, exclude: ['c-3'] })).map((c) => c.due.id)).toEqual(['c-4']);
-          expect(await s.claimDue(now, 10, { batch: 'nope' })).toEqual([]);
+          expect((await other.claimDue(now, 10, { withPin: true, exclude: ['c-3'] })).claimed.map((c) => c.due.id)).toEqual(['c-4']);
+          expect((await s.claimDue(now, 10, { batch: 'nope' })).claimed).toEqual([]);
           // This process never claims again what it holds itself.
-          expect((await s.claimDue(now, 10, { batch: 'bx' })).map((c) => c.due.id)).toEqual(['c-3']);
-          expect(await s.claimDue(now, 10)).toEqual([]);
+          expect((await s.claimDue(now, 10, { batch: 'bx' })).claimed.map((c) => c.due.id)).toEqual(['c-3']);
+          const rest = await s.claimDue(now, 10);
+          expect(rest.claimed).toEqual([]);
+          expect(rest.nextAt).toBe(now + 60_000); // c-later: when to look again
           await mine[0]!.lease.release();
-          const again = await other.claimDue(now, 10);
+          const again = (await other.claimDue(now, 10)).claimed;
           expect(again.map((c) => c.due.id)).toEqual(['c-1']);
           for (const c of again) await c.lease.release();
         } finally {
@@ -363,7 +365,7 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
         };
         for (let round = 0; round < 40; round++) {
           const [claim, lock] = await Promise.allSettled([s.claimDue(now, 5), later(round)]);
-          const claimed = claim.status === 'fulfilled' ? claim.value : [];
+          const claimed = claim.status === 'fulfilled' ? claim.value.claimed : [];
           const locked = lock.status === 'fulfilled' ? lock.value : null;
           if (lock.status === 'rejected') expect(lock.reason).toBeInstanceOf(MigrationLockedError);
           expect(claimed.length + (locked ? 1 : 0)).toBe(1);
@@ -387,7 +389,7 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
             // Both ask for a few at a time until nothing is left, concurrently.
             const drain = async (st: typeof s) => {
               for (;;) {
-                const c = await st.claimDue(now, 3);
+                const c = (await st.claimDue(now, 3)).claimed;
                 if (!c.length) return;
                 for (const x of c) {
                   got.push(x.due.id);

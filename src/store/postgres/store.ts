@@ -32,7 +32,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { BatchNotFoundError, dueOf, StateDocumentError, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type HistoryEntry, type MigrationDocument } from '../document.js';
 import { MigrationLockedError, MigrationLockLostError, type Lease, type LockOwner } from '../lock.js';
-import { DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type ClaimedMigration, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
+import { DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type Claim, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
 import { lockKey, type LockKey } from './keys.js';
 import { migrateSchema, refuseNewer, schemaVersion, SCHEMA, SCHEMA_LATEST } from './schema.js';
 
@@ -677,9 +677,23 @@ export class PostgresStore implements MigrationStore {
    * ORDER BY/LIMIT subquery; the lock is taken in the outer filter, the placement PostgreSQL's
    * manual gives for advisory locks with LIMIT).
    */
-  async claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<ClaimedMigration[]> {
-    if (limit < 1 || !(await this.#readable())) return [];
+  async claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<Claim> {
+    if (limit < 1 || !(await this.#readable())) return { claimed: [], nextAt: null };
     await this.#ready();
+    const filters = `($2::text IS NULL OR batch = $2) AND (hold IS NULL OR $3::boolean)`;
+    const filterValues = [options.batch ?? null, options.withPin === true];
+    const next = async () =>
+      (await this.#query<{ next: string | null }>(`SELECT min(due_at) AS next FROM ${SCHEMA}.migrations WHERE due_at > $1 AND ${filters}`, [nowMs, ...filterValues])).rows[0]?.next ?? null;
+    const none = async (): Promise<Claim> => {
+      const n = await next();
+      return { claimed: [], nextAt: n === null ? null : Number(n) };
+    };
+    // Nothing held by this process: make sure something is due before opening a lease session
+    // for the claim (an idle worker woken by every write would otherwise connect each time).
+    if (!this.#sessions.some((x) => !x.lost && !x.closing)) {
+      const probe = await this.#query(`SELECT 1 FROM ${SCHEMA}.migrations WHERE due_at <= $1 AND ${filters} LIMIT 1`, [nowMs, ...filterValues]);
+      if (!probe.rowCount) return none();
+    }
     // Ours already (re-entrant on our own session), being taken by this process, or excluded by
     // the caller: never claimed.
     const exclude = [...new Set([...(options.exclude ?? []), ...this.#held.keys()])];
@@ -721,7 +735,7 @@ export class PostgresStore implements MigrationStore {
     }
     if (!rows.length) {
       await this.#drop(session);
-      return [];
+      return none();
     }
     const bad = rows.find((x) => lockKey('migration', x.id).key !== x.k);
     if (bad) {
@@ -730,7 +744,7 @@ export class PostgresStore implements MigrationStore {
       throw new Error(`lock key of ${bad.id} differs between SQL and Node (${bad.k} vs ${lockKey('migration', bad.id).key})`);
     }
     session.leases += rows.length - 1; // #session() counted one
-    return rows.map((x) => {
+    const claimed = rows.map((x): Claim['claimed'][number] => {
       const k = lockKey('migration', x.id);
       this.#localKeys.set(k.key, owner);
       return {
@@ -738,6 +752,8 @@ export class PostgresStore implements MigrationStore {
         lease: this.#lease('migration', x.id, k, session, owner),
       };
     });
+    const n = rows.length < limit ? await next().catch(() => null) : null;
+    return { claimed, nextAt: n === null ? null : Number(n) };
   }
 
   async listDue(nowMs: number, limit: number): Promise<{ due: DueMigration[]; nextAt: number | null }> {
