@@ -182,7 +182,7 @@ async function listing(doc: MigrationDocument) {
     await c.connect();
     await c.query(
       `INSERT INTO waba_migrate.migrations (id, doc, state, phone, due_at, hold, created_at, updated_at)
-       SELECT 'fill-' || g, jsonb_set(jsonb_set(jsonb_set($1::jsonb, '{id}', to_jsonb('fill-' || g)), '{input,id}', to_jsonb('fill-' || g)), '{snapshot,context,input,id}', to_jsonb('fill-' || g)),
+       SELECT 'fill-' || g, jsonb_set(jsonb_set(jsonb_set($1::jsonb, '{id}', to_jsonb('fill-' || g)), '{input,id}', to_jsonb('fill-' || g)), '{snapshot,context,input,id}', to_jsonb('fill-' || g))::json,
               $2, $3, NULL, NULL, now(), now()
          FROM generate_series(0, $4::int - 1) g`,
       [JSON.stringify(body), doc.state, doc.input.phone, count],

@@ -6,6 +6,8 @@ import { MigrationLockLostError } from '../../src/store/lock.js';
 import { StateDocumentError } from '../../src/store/document.js';
 import { lockKey } from '../../src/store/postgres/keys.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
+import { migrateSchema } from '../../src/store/postgres/schema.js';
+import pg from 'pg';
 import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, pgAvailable, TEST_PG, type TestDatabase } from '../helpers/pg.js';
 import { entry, makeDoc } from './contract.js';
@@ -28,7 +30,7 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     const stores = [0, 1, 2, 3].map(() => new PostgresStore(db.url, { fsync: 'never' }));
     await Promise.all(stores.map((s, i) => s.saveBatch({ schemaVersion: 1, id: `b${i}`, createdAt: 'x', createdBy: 't', updatedAt: new Date().toISOString(), options: {}, rows: [], groupChecks: [], cancelled: null })));
     for (const s of stores) await s.close();
-    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
     await db.sql('INSERT INTO waba_migrate.schema_version (version) VALUES (99)');
     const s = new PostgresStore(db.url);
     const e = await s.listBatches().catch((x: unknown) => x);
@@ -37,10 +39,37 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     await s.close();
     const r = await runCli(['status', 'm1', '--store', db.url]);
     expect(r.code).toBe(6);
-    expect(r.stderr).toMatch(/schema version 99; this waba-migrate knows up to 2/);
+    expect(r.stderr).toMatch(/schema version 99; this waba-migrate knows up to 3/);
     const w = await runCli(['cancel', 'm1', '--store', db.url]);
     expect(w.code).toBe(6);
-    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 99 }]);
+    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 99 }]);
+  });
+
+  it('upgrades a version-2 database (documents in jsonb) to version 3 (json, kept as written) on first write, documents intact', async () => {
+    const db = await fresh('upgrade');
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    await migrateSchema(c, db.url, 2);
+    const doc = makeDoc('u1');
+    const { history, ...body } = doc;
+    await c.query(`INSERT INTO waba_migrate.migrations (id, doc, state, phone, created_at, updated_at) VALUES ($1, $2::jsonb, $3, $4, now(), now())`, [doc.id, JSON.stringify(body), doc.state, doc.input.phone]);
+    await c.query(`INSERT INTO waba_migrate.history (migration_id, n, entry) VALUES ($1, 1, $2::jsonb)`, [doc.id, JSON.stringify(history[0])]);
+    const type = async () => (await c.query(`SELECT data_type FROM information_schema.columns WHERE table_schema = 'waba_migrate' AND table_name = 'migrations' AND column_name = 'doc'`)).rows[0].data_type;
+    expect(await type()).toBe('jsonb');
+    const s = new PostgresStore(db.url, { fsync: 'never' });
+    expect(await s.load('u1')).toEqual(doc); // a reader reads version 2 as it is, and changes nothing
+    expect(await type()).toBe('jsonb');
+    const lease = await s.lock('u1'); // a writer upgrades
+    expect(await type()).toBe('json');
+    expect(await s.load('u1')).toEqual(doc);
+    const h = await s.open('u1');
+    h.data.history.push(entry(h.data, 'awaiting_code'));
+    await h.save();
+    expect((await s.load('u1')).history).toHaveLength(2);
+    await lease.release();
+    await s.close();
+    expect((await c.query('SELECT version FROM waba_migrate.schema_version ORDER BY version')).rows.map((r) => r.version)).toEqual([1, 2, 3]);
+    await c.end();
   });
 
   it('reading an empty database creates nothing', async () => {

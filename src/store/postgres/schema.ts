@@ -63,6 +63,14 @@ const STEPS: string[] = [
     owner text
   );
   `,
+  // 3: documents kept as written (json, not jsonb) and inline without compression up to a page:
+  // reading a document back is then a copy, not a re-serialisation of jsonb plus a decompression
+  // (which were most of the server's time in a full listing, P3). Nothing queries inside a
+  // document: every field a query needs is a column of its own.
+  `
+  ALTER TABLE ${SCHEMA}.migrations SET (toast_tuple_target = 8160);
+  ALTER TABLE ${SCHEMA}.migrations ALTER COLUMN doc TYPE json USING doc::json;
+  `,
 ];
 
 export const SCHEMA_LATEST = STEPS.length;
@@ -84,8 +92,9 @@ export function refuseNewer(version: number, where: string): void {
     );
 }
 
-/** Brings the database to the latest version (idempotent; safe from many processes at once). */
-export async function migrateSchema(client: pg.PoolClient, where: string): Promise<void> {
+/** Brings the database to the latest version (idempotent; safe from many processes at once).
+ *  `target`: stop at that version (tests build an older database with it). */
+export async function migrateSchema(client: pg.PoolClient | pg.Client, where: string, target = SCHEMA_LATEST): Promise<void> {
   refuseNewer(await schemaVersion(client), where);
   await client.query('BEGIN');
   try {
@@ -94,7 +103,7 @@ export async function migrateSchema(client: pg.PoolClient, where: string): Promi
     await client.query(`CREATE TABLE IF NOT EXISTS ${SCHEMA}.schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
     const current = await schemaVersion(client); // again, under the lock
     refuseNewer(current, where);
-    for (let v = current + 1; v <= SCHEMA_LATEST; v++) {
+    for (let v = current + 1; v <= Math.min(target, SCHEMA_LATEST); v++) {
       await client.query(STEPS[v - 1]!);
       await client.query(`INSERT INTO ${SCHEMA}.schema_version (version) VALUES ($1)`, [v]);
     }

@@ -7,7 +7,7 @@
  * a *session* (see below), and pg lets us hold one connection for as long as a lease lasts; the
  * `postgres` 3.x driver multiplexes queries over connections it chooses, which hides the session.
  *
- * Layout (schema.ts): one row per migration (the document without its history as jsonb, plus the
+ * Layout (schema.ts): one row per migration (the document without its history as json, kept as written, plus the
  * columns queries need: state, phone, batch, due_at, hold, updated_at), one row per history entry
  * (append-only: a trigger refuses UPDATE and DELETE), one row per batch.
  *
@@ -317,9 +317,9 @@ export class PostgresStore implements MigrationStore {
         if (lost) throw new MigrationLockLostError(doc.id, `the PostgreSQL session holding it ended: ${this.#scrub(lost).message}`);
         const write = fresh
           ? `INSERT INTO ${SCHEMA}.migrations (id, doc, state, phone, batch, due_at, hold, created_at, updated_at)
-               SELECT $1, $2::jsonb, $3, $4, $5, $6, $7, $11::timestamptz, $8::timestamptz WHERE (SELECT ok FROM fence)
+               SELECT $1, $2::json, $3, $4, $5, $6, $7, $11::timestamptz, $8::timestamptz WHERE (SELECT ok FROM fence)
                ON CONFLICT (id) DO NOTHING RETURNING id`
-          : `UPDATE ${SCHEMA}.migrations SET doc = $2::jsonb, state = $3, phone = $4, batch = $5, due_at = $6, hold = $7, created_at = $11::timestamptz, updated_at = $8::timestamptz
+          : `UPDATE ${SCHEMA}.migrations SET doc = $2::json, state = $3, phone = $4, batch = $5, due_at = $6, hold = $7, created_at = $11::timestamptz, updated_at = $8::timestamptz
                WHERE id = $1 AND (SELECT ok FROM fence) RETURNING id`;
         const sql = `WITH fence AS (SELECT CASE WHEN $10::boolean THEN pg_try_advisory_xact_lock($12::bigint) ELSE true END AS ok),
           w AS (${write}),
