@@ -35,7 +35,7 @@ import type { GroupChecks } from '../steps/checks.js';
 import { buildActors, type Secrets, type StepDeps } from '../steps/index.js';
 import { OnPremClient, assertSafeOnPremUrl } from '../onprem/client.js';
 import { redactUrl } from '../onprem/settings.js';
-import { SCHEMA_VERSION, type HistoryEntry, type MigrationDocument, type StateDocumentError } from '../store/document.js';
+import { SCHEMA_VERSION, StateDocumentError as StateDocumentErrorClass, type HistoryEntry, type MigrationDocument, type StateDocumentError } from '../store/document.js';
 import { DuplicateMigrationError, UNFINISHED, type DocumentHandle, type Lease, type MigrationStore } from '../store/store.js';
 import { InputError, parseCheckName, parseCode, parseCodeMethod, parseGraphId, parseLanguage, parseMigrationId, parsePhone, parsePin, parseVerifiedName } from './validate.js';
 import { getHistory, getView, listViews } from './read.js';
@@ -335,16 +335,31 @@ export class MigrationEngine {
     }
   }
 
-  /** Refuses when another unfinished migration of this number exists (whatever its id). */
+  /** Refuses when another unfinished migration of this number exists (whatever its id), or one
+   *  that cannot be read: it may be live, and its register calls count against the number. */
   async #refuseOtherLive(phone: string, id: string, docs?: MigrationDocument[]): Promise<void> {
-    const other = (docs ?? (await this.store.byPhone(phone))).find((d) => d.id !== id && UNFINISHED(d.state));
+    const all = docs ?? (await this.#ofNumber(phone, id));
+    const other = all.find((d) => d.id !== id && UNFINISHED(d.state));
     if (other) throw new NumberBusyError(phone, other.id, other.state);
+  }
+
+  /** The number's migrations; a damaged one (other than `id`) is refused, never taken for absent. */
+  async #ofNumber(phone: string, id: string): Promise<MigrationDocument[]> {
+    let damaged: StateDocumentErrorClass | null = null;
+    const docs = await this.store.byPhone(phone, {
+      onDamaged: (other, e) => {
+        if (other !== id) damaged ??= e; // this one's own load reports it
+      },
+    });
+    const d = damaged as StateDocumentErrorClass | null;
+    if (d) throw new StateDocumentErrorClass(d.problem, d.file, `${d.message} It is a migration of ${phone} and may still be live: restore or repair it before another migration of this number runs (nothing was written).`);
+    return docs;
   }
 
   /** Under the number's lock, one read of its migrations: refuses another live one, and returns
    *  what the others spent on register. */
   async #numberUnderLock(phone: string, id: string): Promise<NumberLedger> {
-    const docs = await this.store.byPhone(phone);
+    const docs = await this.#ofNumber(phone, id);
     await this.#refuseOtherLive(phone, id, docs);
     return ledgerOf(docs, id);
   }

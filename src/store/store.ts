@@ -78,8 +78,10 @@ export interface MigrationStore {
    * snapshot: a lock taken or released after it is not in it.
    */
   holders(): Promise<(id: string) => LockOwner | null>;
-  /** Every readable migration of this number (E.164). */
-  byPhone(phone: string): Promise<MigrationDocument[]>;
+  /** Every readable migration of this number (E.164); one that cannot be read (damaged, edited)
+   *  is not returned but passed to `onDamaged`: callers deciding whether the number is free must
+   *  not take it for absent. */
+  byPhone(phone: string, options?: { onDamaged?: (id: string, error: StateDocumentError) => void }): Promise<MigrationDocument[]>;
   /** Migrations a worker could move now (due at or before `nowMs`, and not locked by anyone at
    *  the moment of reading), soonest first; and the earliest future due time among the rest, so a
    *  worker can sleep until then. */
@@ -296,7 +298,7 @@ export class FileStore implements MigrationStore {
    * run made every transition wait seconds. The marker is written before the document's first save
    * (a marker without a document is skipped); a store from before the index is indexed once.
    */
-  async byPhone(phone: string): Promise<MigrationDocument[]> {
+  async byPhone(phone: string, options: { onDamaged?: (id: string, error: StateDocumentError) => void } = {}): Promise<MigrationDocument[]> {
     const dir = join(this.#numbersIndex, phoneDigits(phone));
     await this.#ensureIndex();
     const ids = await namesIn(dir);
@@ -308,8 +310,8 @@ export class FileStore implements MigrationStore {
         const doc = await this.load(id);
         if (doc.input.phone === phone) out.push(doc);
       } catch (e) {
-        if (e instanceof MigrationNotFoundError || e instanceof StateDocumentError) continue;
-        throw e;
+        if (e instanceof StateDocumentError) options.onDamaged?.(id, e); // indexed under this number
+        else if (!(e instanceof MigrationNotFoundError)) throw e;
       }
     }
     return out;

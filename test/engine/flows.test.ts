@@ -1,5 +1,5 @@
 /** The engine end to end against the real sandbox (loopback HTTP) and a real state dir. */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { onFileStore, world, type World } from '../helpers/env.js';
@@ -65,6 +65,19 @@ describe('happy path', () => {
     expect((await stat(w.dir)).mode & 0o777).toBe(0o700);
     expect((await stat(join(w.dir, 'migrations'))).mode & 0o777).toBe(0o700);
     expect((await stat(join(w.dir, 'migrations', 'm1.json'))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('one live migration per number', () => {
+  it.skipIf(!onFileStore())('refuses a new migration of a number whose other migration cannot be read (it may be live), writing nothing', async () => {
+    w = await world();
+    await toAwaitingCode(w); // m1, +16315551000, waiting for its code
+    await writeFile(join(w.dir, 'migrations', 'm1.json'), '{"damaged": true}');
+    const err = await w.engine().start(w.startRequest({ id: 'm2' })).catch((e: unknown) => e as Error);
+    expect(err).toMatchObject({ name: 'StateDocumentError' });
+    expect((err as Error).message).toMatch(/m1\.json.*\+16315551000 and may still be live/s);
+    expect(await w.store.exists('m2')).toBe(false);
+    expect(w.sandbox.created.get('16315551000')).toBe(1);
   });
 });
 

@@ -268,6 +268,13 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
         await put(s, makeDoc('p3', { phone: '+16315552002' }));
         expect((await s.byPhone('+16315552001')).map((d) => d.id).sort()).toEqual(['p1', 'p2']);
         expect(await s.byPhone('+16315552003')).toEqual([]);
+        // One that cannot be read is not returned, and not hidden either: onDamaged names it.
+        await h.tamper(s, 'p2', (d) => {
+          d.state = 'no-such-state';
+        });
+        const damaged: string[] = [];
+        expect((await s.byPhone('+16315552001', { onDamaged: (id) => damaged.push(id) })).map((d) => d.id)).toEqual(['p1']);
+        expect(damaged).toEqual(['p2']);
       }),
     );
 

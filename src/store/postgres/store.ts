@@ -648,7 +648,7 @@ export class PostgresStore implements MigrationStore {
 
   // ---- queries -------------------------------------------------------------------------------
 
-  async byPhone(phone: string): Promise<MigrationDocument[]> {
+  async byPhone(phone: string, options: { onDamaged?: (id: string, error: StateDocumentError) => void } = {}): Promise<MigrationDocument[]> {
     phoneDigits(phone);
     if (!(await this.#readable())) return [];
     // One round trip for every migration of the number, documents and histories together.
@@ -664,6 +664,7 @@ export class PostgresStore implements MigrationStore {
         out.push(this.#assemble(row.id, row.doc, row.history));
       } catch (e) {
         if (!(e instanceof StateDocumentError)) throw e;
+        options.onDamaged?.(row.id, e); // its phone column says it is this number's
       }
     }
     return out;
