@@ -413,14 +413,14 @@ export class FileStore implements MigrationStore {
       watcher.on('error', () => {});
     };
     let closed = false;
-    const ready = start().then(
-      () => {
-        if (closed) watcher?.close();
-      },
-      () => {}, // no directory to watch: watching() resolves; nothing is reported
-    );
+    const ready = start().then(() => {
+      if (closed) watcher?.close();
+    });
+    // A watch that could not start (no inotify watches left: ENOSPC) fails watching(), so a
+    // caller that depends on it (the dashboard's live index) says so instead of going stale.
+    ready.catch((e: unknown) => (this.#watchError ??= e as Error)); // and never an unhandled rejection
     this.#watchStarts.add(ready);
-    void ready.finally(() => this.#watchStarts.delete(ready));
+    void ready.finally(() => this.#watchStarts.delete(ready)).catch(() => {});
     return () => {
       closed = true;
       watcher?.close();
@@ -432,8 +432,11 @@ export class FileStore implements MigrationStore {
 
   /** Resolves once every watch() started so far sees writes (inotify is attached after init). */
   async watching(): Promise<void> {
-    await Promise.all([...this.#watchStarts]);
+    await Promise.all([...this.#watchStarts]).catch(() => {}); // the reason is kept below
+    if (this.#watchError) throw new Error(`cannot watch ${this.migrationsDir} for changes: ${this.#watchError.message}`);
   }
+
+  #watchError: Error | null = null;
 
   #batchFile(id: string): string {
     if (!ID_PATTERN.test(id)) throw new Error(`batch id "${id}" is not valid: use 1-64 letters, digits, '.', '_' or '-'`);

@@ -86,3 +86,14 @@ describe('store', () => {
     await expect(stat(dir)).rejects.toThrow();
   });
 });
+
+describe('watch', () => {
+  it('a watch that cannot start makes watching() fail with the reason, instead of never reporting', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'migrations'), 'not a directory');
+    const s = new FileStore(dir);
+    const stop = s.watch(() => {});
+    await expect(s.watching()).rejects.toThrow(/cannot watch .*migrations for changes/);
+    stop();
+  });
+});

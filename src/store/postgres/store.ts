@@ -829,7 +829,7 @@ export class PostgresStore implements MigrationStore {
   watch(onChange: (id: string) => void): () => void {
     this.#watchers.add(onChange);
     this.#listening ??= (async () => {
-      const client = new pg.Client({ connectionString: this.#url, application_name: `waba-migrate ${process.pid}@${hostname()} watch`.slice(0, 63), keepAlive: true });
+      const client = new pg.Client({ connectionString: this.#url, application_name: `waba-migrate ${process.pid}@${hostname()} watch`.slice(0, 63), keepAlive: true, connectionTimeoutMillis: 10_000 });
       client.on('error', () => {
         // The listener died with its connection; a new watch() starts a new one.
         this.#listener = null;
