@@ -16,7 +16,7 @@ import { BatchRunner } from '../src/batch/index.js';
 import { FileStore } from '../src/store/store.js';
 import { FIXTURES, GraphSandbox } from '../src/sandbox/index.js';
 import { MigrationEngine } from '../src/runner/engine.js';
-import { saveResults } from './run.js';
+import { markdownTable, saveResults } from './run.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -205,7 +205,7 @@ async function main() {
     [`8. batch status --json over ${st.rows} rows`, `${fmt(st.ms)} ms, peak ${st.peakRssMb} MB (list --json over the same: ${fmt(st.listMs)} ms, ${st.listPeakRssMb} MB)`, `${(st.ms / st.listMs).toFixed(2)}× list`, '< 1 s, < 150 MB'],
   ];
   process.stderr.write(`load average during the runs: limited ${limited.loadAverage.join('→')}, unlimited ${free.loadAverage.join('→')} (2 cores)\n`);
-  const table = ['| measure | result | ratio | goal |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  const table = markdownTable(rows);
   process.stdout.write(`${table}\n`);
   await saveResults({
     fleet: {

@@ -19,7 +19,7 @@ import { PostgresStore } from '../src/store/postgres/store.js';
 import { FileStore, type MigrationStore } from '../src/store/store.js';
 import { FIXTURES } from '../src/sandbox/index.js';
 import type { MigrationDocument } from '../src/store/document.js';
-import { loadResults, median, migrateAll, phoneOf, saveResults, plain, pool, remoteSandbox, sampleDocument, timed } from './run.js';
+import { loadResults, markdownTable, median, migrateAll, phoneOf, saveResults, plain, pool, remoteSandbox, sampleDocument, timed } from './run.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -316,13 +316,7 @@ async function main() {
     for (const [w, goal] of [[p4.latencyBound, '≥ 2.5×'], [p4.cpuBound, '(reported: CPU-bound)']] as const)
       rows.push([`P4. ${w.migrations} due migrations to awaiting_code, ${w.latencyMs} ms per Graph call: 1 vs 3 work --once processes (10 at a time each)`, `${fmt(w.oneWorkerMs!, 0)} ms vs ${fmt(w.threeWorkersMs!, 0)} ms`, `${fmt(w.speedup!, 2)}× faster`, goal]);
   }
-  const table = [
-    `Machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memoryGb} GB, Node ${machine.node}, PostgreSQL ${server} on the same machine; medians of ${REPS} runs${quick ? ' (quick mode: smaller sizes)' : ''}.`,
-    '',
-    '| measure | result | ratio | goal |',
-    '|---|---|---|---|',
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
-  ].join('\n');
+  const table = [`Machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memoryGb} GB, Node ${machine.node}, PostgreSQL ${server} on the same machine; medians of ${REPS} runs${quick ? ' (quick mode: smaller sizes)' : ''}.`, '', markdownTable(rows)].join('\n');
   process.stdout.write(`${table}\n`);
   await saveResults({ postgres: { machine, server, quick, reps: REPS, perTransition: p1, durableVsPlain: p2, listing: p3, workers: p4, measuredAt, table } });
 }

@@ -342,13 +342,7 @@ async function main() {
     [`4. status over ${n} migrations`, `${fmt(list.statusMs, 0)} ms, peak ${fmt(list.statusPeakRssMb)} MB`, '', '< 1 s, < 150 MB'],
     ['5. --version vs node -e 0', `${fmt(start.versionMs, 0)} ms vs ${fmt(start.nodeMs, 0)} ms`, `${fmt(start.ratio, 2)}×`, '≤ 3×'],
   ];
-  const table = [
-    `Machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memoryGb} GB, Node ${machine.node}; medians of ${REPS} runs${quick ? ' (quick mode: smaller sizes)' : ''}.`,
-    '',
-    '| measure | result | ratio | goal |',
-    '|---|---|---|---|',
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
-  ].join('\n');
+  const table = [`Machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memoryGb} GB, Node ${machine.node}; medians of ${REPS} runs${quick ? ' (quick mode: smaller sizes)' : ''}.`, '', markdownTable(rows)].join('\n');
   process.stdout.write(`${table}\n`);
   // The file-store figures; the PostgreSQL and fleet benches' entries in the same file are kept.
   await saveResults({ machine, quick, reps: REPS, durableVsPlain: [d20, dn, d1, d0], persist, scaling, listing: { migrations: n, ...list }, startup: start, table });
@@ -361,6 +355,11 @@ async function loadResults(): Promise<Record<string, unknown>> {
   return readFile(RESULTS, 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => ({}));
 }
 
+/** The benches' figures as a Markdown table: measure, result, ratio, goal. */
+function markdownTable(rows: string[][]): string {
+  return ['| measure | result | ratio | goal |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
 /** Sets these keys of bench/results.json and keeps the others (the other benches' figures). */
 async function saveResults(keys: Record<string, unknown>): Promise<void> {
   await writeFile(RESULTS, `${JSON.stringify({ ...(await loadResults()), ...keys }, null, 2)}\n`);
@@ -369,4 +368,4 @@ async function saveResults(keys: Record<string, unknown>): Promise<void> {
 // Run when executed (npm run bench); bench/pg.ts imports the helpers above without running it.
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) await main();
 
-export { loadResults, median, migrateAll, saveResults, pool, phoneOf, plain, remoteSandbox, timed, sampleDocument, type RemoteSandbox };
+export { loadResults, markdownTable, median, migrateAll, saveResults, pool, phoneOf, plain, remoteSandbox, timed, sampleDocument, type RemoteSandbox };

@@ -124,6 +124,16 @@ export function readNotify(g: GlobalOptions, required = false): NotifyOptions | 
   });
 }
 
+/** How to reach Meta, from the global options: what every engine, batch runner and worker takes. */
+export function graphOptions(g: GlobalOptions): Pick<EngineOptions, 'graphUrl' | 'apiVersion' | 'timeoutMs' | 'maxWaitMs'> {
+  return {
+    graphUrl: g.graphUrl,
+    apiVersion: g.apiVersion,
+    ...(g.timeoutMs !== undefined ? { timeoutMs: g.timeoutMs } : {}),
+    ...(g.maxWaitMs !== undefined ? { maxWaitMs: g.maxWaitMs } : {}),
+  };
+}
+
 /** The store named by --store / --state-dir / WABA_MIGRATE_STORE (file:./state by default). */
 export function storeFor(g: GlobalOptions): Promise<MigrationStore> {
   return openStore(g.store);
@@ -142,10 +152,7 @@ export function engineOn(store: MigrationStore, g: GlobalOptions, token: string,
   return new MigrationEngine({
     store,
     token,
-    graphUrl: g.graphUrl,
-    apiVersion: g.apiVersion,
-    ...(g.timeoutMs !== undefined ? { timeoutMs: g.timeoutMs } : {}),
-    ...(g.maxWaitMs !== undefined ? { maxWaitMs: g.maxWaitMs } : {}),
+    ...graphOptions(g),
     ...(progress || verbose
       ? {
           onTransition: (t: TransitionInfo) => {

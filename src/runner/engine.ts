@@ -35,7 +35,7 @@ import type { GroupChecks } from '../steps/checks.js';
 import { buildActors, type Secrets, type StepDeps } from '../steps/index.js';
 import { OnPremClient, assertSafeOnPremUrl } from '../onprem/client.js';
 import { redactUrl } from '../onprem/settings.js';
-import { SCHEMA_VERSION, StateDocumentError as StateDocumentErrorClass, type HistoryEntry, type MigrationDocument, type StateDocumentError } from '../store/document.js';
+import { SCHEMA_VERSION, StateDocumentError, type HistoryEntry, type MigrationDocument } from '../store/document.js';
 import { DuplicateMigrationError, UNFINISHED, type DocumentHandle, type Lease, type MigrationStore } from '../store/store.js';
 import { InputError, parseCheckName, parseCode, parseCodeMethod, parseGraphId, parseLanguage, parseMigrationId, parsePhone, parsePin, parseVerifiedName } from './validate.js';
 import { getHistory, getView, listViews } from './read.js';
@@ -345,14 +345,11 @@ export class MigrationEngine {
 
   /** The number's migrations; a damaged one (other than `id`) is refused, never taken for absent. */
   async #ofNumber(phone: string, id: string): Promise<MigrationDocument[]> {
-    let damaged: StateDocumentErrorClass | null = null;
-    const docs = await this.store.byPhone(phone, {
-      onDamaged: (other, e) => {
-        if (other !== id) damaged ??= e; // this one's own load reports it
-      },
-    });
-    const d = damaged as StateDocumentErrorClass | null;
-    if (d) throw new StateDocumentErrorClass(d.problem, d.file, `${d.message} It is a migration of ${phone} and may still be live: restore or repair it before another migration of this number runs (nothing was written).`);
+    const damaged: StateDocumentError[] = [];
+    // This migration's own damage is reported by its own load; another's blocks the number.
+    const docs = await this.store.byPhone(phone, { onDamaged: (other, e) => void (other !== id && damaged.push(e)) });
+    const [d] = damaged;
+    if (d) throw new StateDocumentError(d.problem, d.file, `${d.message} It is a migration of ${phone} and may still be live: restore or repair it before another migration of this number runs (nothing was written).`);
     return docs;
   }
 

@@ -5,8 +5,8 @@
  * to Cloud `register`, and once the Cloud side registered its number (or refused its PIN, which
  * Meta documents as leaving the On-Premises deployment down) it answers as disconnected.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback.js';
 import { randomBytes } from 'node:crypto';
 import { FIXTURES, prng, type GraphSandbox } from './server.js';
 
@@ -86,8 +86,7 @@ export class OnPremSandbox {
   readonly #backups = new Map<string, string>();
   readonly #opts: OnPremSandboxOptions;
   readonly #rand: () => number;
-  #server: Server | null = null;
-  #sockets = new Set<Socket>();
+  #server: LoopbackServer | null = null;
 
   constructor(opts: OnPremSandboxOptions = {}) {
     this.#opts = opts;
@@ -110,30 +109,23 @@ export class OnPremSandbox {
   }
 
   async start(): Promise<string> {
-    this.#server = createServer((req, res) => {
+    this.#server = await LoopbackServer.listen((req, res) => {
       this.#handle(req, res).catch((e: unknown) => {
         if (!res.headersSent) this.#send(res, 500, { errors: [{ code: 500, title: 'Internal error', details: String(e) }] });
       });
-    });
-    this.#server.on('connection', (s) => {
-      this.#sockets.add(s);
-      s.on('close', () => this.#sockets.delete(s));
-    });
-    await new Promise<void>((resolve) => this.#server!.listen(this.#opts.port ?? 0, '127.0.0.1', resolve));
+    }, this.#opts.port ?? 0);
     return this.url;
   }
 
   get url(): string {
-    const addr = this.#server?.address() as AddressInfo | null;
-    if (!addr) throw new Error('On-Premises sandbox is not running');
-    return `http://127.0.0.1:${addr.port}`;
+    if (!this.#server) throw new Error('On-Premises sandbox is not running');
+    return this.#server.url;
   }
 
   async stop(): Promise<void> {
-    if (!this.#server) return;
-    for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((r) => this.#server!.close(() => r()));
+    const server = this.#server;
     this.#server = null;
+    await server?.stop();
   }
 
   #send(res: ServerResponse, status: number, body: unknown): void {

@@ -5,8 +5,8 @@
  * latency can be injected (seeded, so a run can be replayed).
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback.js';
 import { randomBytes } from 'node:crypto';
 import { parsePhoneNumberWithError } from 'libphonenumber-js/max';
 import { SandboxRateLimiter, type RateLimitOptions } from './rate-limiter.js';
@@ -181,8 +181,7 @@ export class GraphSandbox {
   options: Required<Omit<SandboxOptions, 'faults' | 'rateLimit'>> & { faults: Required<FaultRates> };
   /** The rate limiter, when enabled (option `rateLimit` or scenario `rate_limited`). */
   readonly limiter: SandboxRateLimiter | null;
-  #server: Server | null = null;
-  #sockets = new Set<Socket>();
+  #server: LoopbackServer | null = null;
   #rand: () => number;
   #idSeq = 0;
 
@@ -345,30 +344,23 @@ export class GraphSandbox {
   }
 
   async start(): Promise<string> {
-    this.#server = createServer((req, res) => {
+    this.#server = await LoopbackServer.listen((req, res) => {
       this.#handle(req, res).catch((e: unknown) => {
         if (!res.headersSent) this.#send(res, 500, { error: { message: String(e), type: 'OAuthException', code: 1, fbtrace_id: this.#trace() } });
       });
-    });
-    this.#server.on('connection', (s) => {
-      this.#sockets.add(s);
-      s.on('close', () => this.#sockets.delete(s));
-    });
-    await new Promise<void>((resolve) => this.#server!.listen(this.options.port, '127.0.0.1', resolve));
+    }, this.options.port);
     return this.url;
   }
 
   get url(): string {
-    const addr = this.#server?.address() as AddressInfo | null;
-    if (!addr) throw new Error('sandbox is not running');
-    return `http://127.0.0.1:${addr.port}`;
+    if (!this.#server) throw new Error('sandbox is not running');
+    return this.#server.url;
   }
 
   async stop(): Promise<void> {
-    if (!this.#server) return;
-    for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((r) => this.#server!.close(() => r()));
+    const server = this.#server;
     this.#server = null;
+    await server?.stop();
   }
 
   /** Resolves with the next code sent to this phone-number id (or the latest one already sent). */

@@ -45,7 +45,7 @@ async function readInput(path: string, flag: string): Promise<string> {
 /** A runner wired to the CLI: Ctrl-C / SIGTERM stop it cleanly (state saved, locks released). */
 async function runner(g: GlobalOptions, opts: { token?: string; total?: number; label?: string; concurrency?: number; onprem?: OnPremSecrets | undefined }) {
   const { BatchRunner } = await import('../../batch/index.js');
-  const { storeFor } = await import('../context.js');
+  const { graphOptions, storeFor } = await import('../context.js');
   const { BatchProgress } = await import('../batch-output.js');
   const { callLine, transitionLine } = await import('../output.js');
   // The store the global options select (a state directory, or PostgreSQL).
@@ -57,10 +57,7 @@ async function runner(g: GlobalOptions, opts: { token?: string; total?: number; 
   const r = new BatchRunner({
     store,
     ...(opts.token ? { token: opts.token } : {}),
-    graphUrl: g.graphUrl,
-    apiVersion: g.apiVersion,
-    ...(g.timeoutMs !== undefined ? { timeoutMs: g.timeoutMs } : {}),
-    ...(g.maxWaitMs !== undefined ? { maxWaitMs: g.maxWaitMs } : {}),
+    ...graphOptions(g),
     ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
     ...(opts.onprem ? { onprem: opts.onprem } : {}),
     signal: controller.signal,

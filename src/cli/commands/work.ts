@@ -28,7 +28,7 @@ export function registerWork(program: Command): void {
       const { readOnPremSecrets } = await import('../onprem.js');
       const onprem = await readOnPremSecrets(o, false);
       delete onprem.webhookUrl;
-      const { storeFor, readNotify } = await import('../context.js');
+      const { graphOptions, storeFor, readNotify } = await import('../context.js');
       const notify = readNotify(g);
       const store = await storeFor(g);
       if (o.batch !== undefined) await store.loadBatch(o.batch);
@@ -48,10 +48,7 @@ export function registerWork(program: Command): void {
       const worker = new Worker({
         store,
         token,
-        graphUrl: g.graphUrl,
-        apiVersion: g.apiVersion,
-        ...(g.timeoutMs !== undefined ? { timeoutMs: g.timeoutMs } : {}),
-        ...(g.maxWaitMs !== undefined ? { maxWaitMs: g.maxWaitMs } : {}),
+        ...graphOptions(g),
         concurrency,
         once: o.once === true,
         ...(o.batch !== undefined ? { batch: o.batch } : {}),

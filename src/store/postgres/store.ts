@@ -80,6 +80,8 @@ const HELD_CTE = `held AS MATERIALIZED (
 const MIGRATION_KEY_SQL = `('x' || substr(encode(sha256(convert_to('migration:' || id, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint`;
 /** True when no session holds the bigint key `k` (pg_locks shows it split into classid/objid). */
 const notHeld = (k: string) => `NOT EXISTS (SELECT 1 FROM held WHERE held.classid = ((${k} >> 32) & 4294967295)::oid AND held.objid = (${k} & 4294967295)::oid)`;
+/** claimDue's filters: the batch ($batch, null = any) and PIN-held rows only with $pin = true. */
+const claimFilter = (batch: number, pin: number) => `($${batch}::text IS NULL OR batch = $${batch}) AND (hold IS NULL OR $${pin}::boolean)`;
 /** A lease session's answer this recent stands for a pg_locks check before a request (ms). */
 const FRESH_MS = 100;
 
@@ -681,7 +683,7 @@ export class PostgresStore implements MigrationStore {
   async claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<Claim> {
     if (limit < 1 || !(await this.#readable())) return { claimed: [], nextAt: null };
     await this.#ready();
-    const filters = `($2::text IS NULL OR batch = $2) AND (hold IS NULL OR $3::boolean)`;
+    const filters = claimFilter(2, 3);
     const filterValues = [options.batch ?? null, options.withPin === true];
     const next = async () =>
       (await this.#query<{ next: string | null }>(`SELECT min(due_at) AS next FROM ${SCHEMA}.migrations WHERE due_at > $1 AND ${filters}`, [nowMs, ...filterValues])).rows[0]?.next ?? null;
@@ -713,7 +715,7 @@ export class PostgresStore implements MigrationStore {
              -- request after dropping every one held (at most as many as there are held locks).
              SELECT id, state, due_at, hold, phone, batch FROM ${SCHEMA}.migrations
               WHERE due_at <= $1 AND id <> ALL($3::text[])
-                AND ($4::text IS NULL OR batch = $4) AND (hold IS NULL OR $5::boolean)
+                AND ${claimFilter(4, 5)}
               ORDER BY due_at, id LIMIT $2 * 4 + 16 + (SELECT count(*) FROM held)),
            cand AS MATERIALIZED (
              SELECT id, state, due_at, hold, phone, batch, k FROM (
