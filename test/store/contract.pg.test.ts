@@ -16,7 +16,8 @@ storeContract(
     store: async () => {
       const db = await createTestDatabase('contract');
       dbs.push(db);
-      const s = new PostgresStore(db.url, { fsync: 'never' });
+      // Two rows per query: every scan in the suite crosses pages (and ends on a full one).
+      const s = new PostgresStore(db.url, { fsync: 'never', scanPageSize: 2 });
       urls.set(s, db.url);
       return s;
     },

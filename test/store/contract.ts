@@ -424,6 +424,25 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
     );
 
     it(
+      'a scan whose map throws stops with that error; the store goes on working',
+      withStore(async (s) => {
+        for (const id of ['a', 'b', 'c', 'd', 'e']) await put(s, makeDoc(id));
+        const seen: string[] = [];
+        const boom = new Error('map failed');
+        await expect(
+          s.scan((m) => {
+            seen.push(m.id);
+            if (m.id === 'c') throw boom;
+            return m.id;
+          }),
+        ).rejects.toBe(boom);
+        expect(seen).toEqual(['a', 'b', 'c']);
+        expect(await s.scan((m) => m.id, { withoutHistory: true })).toEqual(['a', 'b', 'c', 'd', 'e']);
+        expect((await s.load('d')).id).toBe('d');
+      }),
+    );
+
+    it(
       'batches: saved whole, loaded, listed, locked; a missing one is not found',
       withStore(async (s) => {
         await expect(s.loadBatch('b1')).rejects.toBeInstanceOf(BatchNotFoundError);

@@ -48,6 +48,8 @@ export interface PostgresStoreOptions extends StoreOptions {
    * which TCP keepalives detect in about 25 s). See the class comment for why.
    */
   leaseTimeoutMs?: number;
+  /** Rows per query when scanning (default 2000); each row is mapped as it arrives either way. */
+  scanPageSize?: number;
 }
 
 /** The server could not be reached or refused us; the message never carries the password. */
@@ -125,6 +127,7 @@ export class PostgresStore implements MigrationStore {
   readonly #leaseSessions = new WeakMap<Lease, LeaseSession>();
   /** How recent a session's last answered query must be to stand for a pg_locks check. */
   readonly #freshMs: number;
+  readonly #scanPage: number;
   #schema: Promise<number> | null = null;
   #migrated: Promise<void> | null = null;
   #listener: pg.Client | null = null;
@@ -141,6 +144,7 @@ export class PostgresStore implements MigrationStore {
     }
     this.#fsync = options.fsync ?? 'barriers';
     this.#leaseTimeoutMs = options.leaseTimeoutMs ?? 0;
+    this.#scanPage = Math.max(1, options.scanPageSize ?? 2000);
     this.#freshMs = this.#leaseTimeoutMs > 0 ? Math.min(FRESH_MS, this.#leaseTimeoutMs / 4) : FRESH_MS;
     const app = `waba-migrate ${process.pid}@${hostname()}`.slice(0, 63);
     // A session stopped inside a transaction must not keep rows locked forever; keepalives let the
@@ -785,44 +789,65 @@ export class PostgresStore implements MigrationStore {
   }
 
   /**
-   * Maps every migration in id order, a page at a time (keyset on the primary key), so memory
-   * holds one page whatever the table's size. `after`/`limit` read one slice; `withoutHistory`
-   * skips the history (listing needs only the document).
+   * Maps every migration in id order, a page at a time (keyset on the primary key), so no
+   * statement runs long whatever the table's size. `after`/`limit` read one slice;
+   * `withoutHistory` skips the history (listing needs only the document).
+   *
+   * Each row is mapped as the driver parses it off the wire (pg's `row` event), not after its page
+   * has arrived: a page of rows held while it is mapped outlives young-generation collections, and
+   * V8 then promotes every document's text to the old space. Mapping row by row, `list --json`
+   * over 100,000 migrations peaks at about half the memory (bench P3). A row waiting to be mapped
+   * stays in the socket: the server is throttled by TCP, not buffered here.
    */
   async scan<T>(map: (m: ListedMigration) => T, options: ScanOptions = {}): Promise<T[]> {
     if (!(await this.#readable())) return [];
     const out: T[] = [];
     let after = options.after ?? '';
     let left = options.limit ?? Infinity;
-    const page = 500;
+    const page = this.#scanPage;
     const history = options.withoutHistory
       ? `'[]'`
       : `(SELECT coalesce(jsonb_agg(h.entry ORDER BY h.n), '[]'::jsonb)::text FROM ${SCHEMA}.history h WHERE h.migration_id = m.id)`;
-    const fetch = (from: string, take: number) =>
-      this.#query<{ id: string; doc: string; history: string }>(
-        `SELECT m.id, m.doc::text AS doc, ${history} AS history FROM ${SCHEMA}.migrations m WHERE m.id > $1 ORDER BY m.id LIMIT $2`,
-        [from, take],
-      );
-    let pending: ReturnType<typeof fetch> | null = left > 0 ? fetch(after, Math.min(page, left)) : null;
-    while (pending) {
+    const text = `SELECT m.id, m.doc::text AS doc, ${history} AS history FROM ${SCHEMA}.migrations m WHERE m.id > $1 ORDER BY m.id LIMIT $2`;
+    while (left > 0) {
       const take = Math.min(page, left);
-      const r = await pending;
-      left -= r.rows.length;
-      const more = r.rows.length === take && left > 0;
-      if (more) after = r.rows[r.rows.length - 1]!.id;
-      // The next page is asked for before this one is mapped: the server reads it meanwhile.
-      pending = more ? fetch(after, Math.min(page, left)) : null;
-      for (const row of r.rows) {
-        try {
-          out.push(map({ id: row.id, doc: this.#assemble(row.id, row.doc, row.history) }));
-        } catch (e) {
-          if (e instanceof StateDocumentError) out.push(map({ id: row.id, error: e }));
-          else {
-            pending?.catch(() => {}); // abandoned: never an unhandled rejection
-            throw e;
-          }
-        }
+      const c = await this.#connect(this.#pool);
+      let rows = 0;
+      let failed: unknown = null;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const q = c.query(new pg.Query(text, [after, take]));
+          q.on('row', (row: { id: string; doc: string; history: string }) => {
+            if (failed) return;
+            rows++;
+            after = row.id;
+            try {
+              let listed: ListedMigration;
+              try {
+                listed = { id: row.id, doc: this.#assemble(row.id, row.doc, row.history) };
+              } catch (e) {
+                if (!(e instanceof StateDocumentError)) throw e;
+                listed = { id: row.id, error: e };
+              }
+              out.push(map(listed));
+            } catch (e) {
+              // Thrown by the caller's map: the rest of the page is not mapped, and the
+              // connection (still receiving it) is discarded below rather than waited on.
+              failed = e;
+              reject(e);
+            }
+          });
+          q.on('error', (e: Error) => reject(this.#scrub(e)));
+          q.on('end', () => resolve());
+        });
+      } catch (e) {
+        failed ??= e;
+        throw e;
+      } finally {
+        c.release(failed ? (failed instanceof Error ? failed : new Error(String(failed))) : undefined);
       }
+      left -= rows;
+      if (rows < take) break;
     }
     return out;
   }
