@@ -150,6 +150,51 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     await s.close();
   });
 
+  it('a released lease session serves the next lease (no new connection); one cut while idle is replaced, not reported as a failed lock', async () => {
+    const db = await fresh('idle');
+    const s = new PostgresStore(db.url, { fsync: 'never' });
+    const backendOf = async (id: string) => {
+      const k = lockKey('migration', id);
+      const rows = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND objsubid = 1 AND granted`, [k.classid, k.objid]);
+      return rows.map((r) => r.pid);
+    };
+    const a = await s.lock('i1');
+    const [first] = await backendOf('i1');
+    await a.release();
+    expect(await backendOf('i1')).toEqual([]); // released at once; only the connection stays
+    const b = await s.lock('i2');
+    expect(await backendOf('i2')).toEqual([first]);
+    await b.release();
+    // The idle session's server process is ended (an operator, a proxy, a network cut).
+    await db.sql('SELECT pg_terminate_backend($1)', [first]);
+    const c = await s.lock('i3');
+    const [second] = await backendOf('i3');
+    expect(second).toBeDefined();
+    expect(second).not.toBe(first);
+    await c.release();
+    await s.close();
+  });
+
+  it('a process that released its leases and never closed the store exits at once (the idle session does not hold it)', async () => {
+    const db = await fresh('exit');
+    const script = `
+      import { PostgresStore } from ${JSON.stringify(STORE_JS)};
+      const s = new PostgresStore(${JSON.stringify(db.url)}, { fsync: 'never' });
+      const lease = await s.lock('e1');
+      await lease.release();
+      console.log('released ' + Date.now());
+    `;
+    const child: ChildProcess = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    const exitedAt = Date.now();
+    expect(code).toBe(0);
+    const released = Number(/released (\d+)/.exec(out)?.[1]);
+    // The session stays open 2 s for another lease; a process with nothing left to do must not wait for it.
+    expect(exitedAt - released).toBeLessThan(1500);
+  });
+
   it('the connection string’s password never reaches output or errors', async () => {
     const u = new URL(TEST_PG);
     u.password = 'Sup3rSecretPw';

@@ -28,6 +28,7 @@
  * (MigrationLockLostError), so it cannot write after the loss; only that one in-flight window
  * remains.
  */
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { BatchNotFoundError, dueOf, StateDocumentError, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type HistoryEntry, type MigrationDocument } from '../document.js';
@@ -84,8 +85,31 @@ const MIGRATION_KEY_SQL = `('x' || substr(encode(sha256(convert_to('migration:' 
 const notHeld = (k: string) => `NOT EXISTS (SELECT 1 FROM held WHERE held.classid = ((${k} >> 32) & 4294967295)::oid AND held.objid = (${k} & 4294967295)::oid)`;
 /** claimDue's filters: the batch ($batch, null = any) and PIN-held rows only with $pin = true. */
 const claimFilter = (batch: number, pin: number) => `($${batch}::text IS NULL OR batch = $${batch}) AND (hold IS NULL OR $${pin}::boolean)`;
+/**
+ * How long a lease session that holds no lease stays open for the next one (ms). Opening one costs
+ * a connection (a server process, authentication, and the statements it has prepared): about 2.5
+ * ms before the first lock and again at the end of every run when each run opened and ended its own.
+ */
+const SESSION_IDLE_MS = 2000;
 /** A lease session's answer this recent stands for a pg_locks check before a request (ms). */
 const FRESH_MS = 100;
+
+/** Statement names by text: see prepared(). */
+const statementNames = new Map<string, string>();
+/**
+ * A query as a named prepared statement: every statement this store sends is one of a few fixed
+ * texts (values go in $n parameters), and each runs once or more per transition. Unnamed, the
+ * server parses and plans it on every call; named, once per connection (pg keeps the names it has
+ * prepared on each connection). The name is derived from the text, so one name never means two texts.
+ */
+function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `waba_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values };
+}
 
 interface LeaseSession {
   client: pg.Client;
@@ -97,6 +121,8 @@ interface LeaseSession {
   leases: number;
   ready: Promise<void>;
   ping: NodeJS.Timeout | null;
+  /** Set while the session holds no lease: ends it unless a lease comes first (SESSION_IDLE_MS). */
+  idle: NodeJS.Timeout | null;
   /** performance.now() at which the latest query that then succeeded was sent: the server
    *  answered it after that moment, so the session (and every lock on it) was alive then. */
   provenAt: number;
@@ -184,7 +210,7 @@ export class PostgresStore implements MigrationStore {
   async #query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
     const c = await this.#connect(this.#pool);
     try {
-      return await c.query<R>(text, values);
+      return await c.query<R>(prepared(text, values));
     } catch (e) {
       throw this.#scrub(e);
     } finally {
@@ -379,21 +405,25 @@ export class PostgresStore implements MigrationStore {
    * A lease session: one connection holding several of this process's advisory locks. Sharing a
    * few sessions keeps connections bounded (PostgreSQL's max_connections is shared by every
    * worker); losing a session loses exactly the leases on it, which is what they mean. A session
-   * ends when its last lease is released, so a finished command leaves no connection open.
+   * whose last lease is released stays open SESSION_IDLE_MS for the next run's leases, then ends;
+   * while it holds none it does not keep the process alive, and close() ends it at once.
    */
   #session(near?: LeaseSession): LeaseSession {
     // Synchronous on purpose: picking a session and counting the lease on it happen in one step,
     // so a concurrent release cannot end the session in between.
-    if (near && !near.lost && !near.closing) {
-      near.leases++;
-      return near;
-    }
+    const take = (x: LeaseSession) => {
+      if (x.idle) {
+        clearTimeout(x.idle);
+        x.idle = null;
+        refs(x.client).ref();
+      }
+      x.leases++;
+      return x;
+    };
+    if (near && !near.lost && !near.closing) return take(near);
     const live = this.#sessions.filter((x) => !x.lost && !x.closing);
     const pick = live.filter((x) => x.leases < LEASES_PER_SESSION).sort((a, b) => a.leases - b.leases)[0] ?? (live.length >= this.#maxSessions ? live.sort((a, b) => a.leases - b.leases)[0] : undefined);
-    if (pick) {
-      pick.leases++;
-      return pick;
-    }
+    if (pick) return take(pick);
     const client = new pg.Client({ ...this.#sessionConfig });
     let chain: Promise<unknown> = Promise.resolve();
     const session: LeaseSession = {
@@ -403,13 +433,14 @@ export class PostgresStore implements MigrationStore {
       leases: 1,
       ready: Promise.resolve(),
       ping: null,
+      idle: null,
       provenAt: -Infinity,
       provenWallAt: -Infinity,
       query: <R extends pg.QueryResultRow>(sql: string, values?: unknown[]) => {
         const run = chain.then(async () => {
           const sent = performance.now();
           const sentWall = Date.now();
-          const r = await client.query<R>(sql, values);
+          const r = await client.query<R>(prepared(sql, values ?? []));
           if (sent > session.provenAt) {
             session.provenAt = sent;
             session.provenWallAt = sentWall;
@@ -448,13 +479,14 @@ export class PostgresStore implements MigrationStore {
   async #endSession(session: LeaseSession, destroy = false): Promise<void> {
     session.closing = true;
     if (session.ping) clearInterval(session.ping);
+    if (session.idle) clearTimeout(session.idle);
     this.#sessions = this.#sessions.filter((x) => x !== session);
     // A lost session's connection is already dead: do not wait for a goodbye from it.
     if (destroy) void session.client.end().catch(() => {});
     else await session.client.end().catch(() => {});
   }
 
-  async #acquire(kind: string, id: string, what: string, near?: LeaseSession): Promise<Lease> {
+  async #acquire(kind: string, id: string, what: string, near?: LeaseSession, retried = false): Promise<Lease> {
     await this.#ready();
     const k = lockKey(kind, id);
     // Advisory locks are re-entrant within a session: the same process asking twice must be refused here.
@@ -478,7 +510,14 @@ export class PostgresStore implements MigrationStore {
       ok = r.rows[0]?.ok === true;
     } catch (e) {
       this.#forgetKey(k.key, owner);
-      if (taken) await this.#drop(taken);
+      // An idle session (kept open for the next lease) whose connection was cut meanwhile: not a
+      // lock failure. Retire it and take the lock once more, on a new session.
+      const stale = taken !== null && taken.leases === 1 && !near && !retried && !(e instanceof StoreUnavailableError) && isConnectionError(e);
+      if (taken) {
+        if (stale) taken.lost ??= e as Error;
+        await this.#drop(taken);
+      }
+      if (stale) return this.#acquire(kind, id, what, undefined, true);
       throw e instanceof StoreUnavailableError ? e : this.#scrub(e);
     }
     const session = taken!;
@@ -554,8 +593,14 @@ export class PostgresStore implements MigrationStore {
   /** One lease fewer on a session; the last one out ends it (a lost one is ended at once). */
   async #drop(session: LeaseSession): Promise<void> {
     session.leases = Math.max(0, session.leases - 1);
-    if (session.leases === 0) await this.#endSession(session, Boolean(session.lost));
-    else if (session.lost) this.#sessions = this.#sessions.filter((x) => x !== session); // no new leases on it
+    if (session.leases === 0 && (session.lost || session.closing)) await this.#endSession(session, Boolean(session.lost));
+    else if (session.leases === 0) {
+      refs(session.client).unref();
+      session.idle = setTimeout(() => {
+        if (session.leases === 0 && !session.closing) void this.#endSession(session);
+      }, SESSION_IDLE_MS);
+      session.idle.unref();
+    } else if (session.lost) this.#sessions = this.#sessions.filter((x) => x !== session); // no new leases on it
   }
 
   lock(id: string): Promise<Lease> {
@@ -951,6 +996,11 @@ function ownerTag(since: string): string {
 function parseOwnerTag(app: string): LockOwner | null {
   const m = /^wm (\S+) (\d+)@(.*)$/.exec(app);
   return m ? { since: m[1]!, pid: Number(m[2]), host: m[3]! } : null;
+}
+
+/** pg's Client has ref()/unref() on its socket (pg-pool's allowExitOnIdle uses them); its types omit them. */
+function refs(client: pg.Client): { ref(): void; unref(): void } {
+  return client as unknown as { ref(): void; unref(): void };
 }
 
 function isConnectionError(e: unknown): boolean {
