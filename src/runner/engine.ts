@@ -777,8 +777,11 @@ export class MigrationEngine {
   }
 }
 
+/** Releases every lease at once (a store may release locks of one session in one round trip);
+ *  each is released even when another fails, and the first failure is then thrown. */
 async function releaseAll(leases: Lease[]): Promise<void> {
-  for (const l of [...leases].reverse()) await l.release();
+  const failed = (await Promise.allSettled([...leases].reverse().map((l) => l.release()))).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 function safeUser(): string {

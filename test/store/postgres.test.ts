@@ -175,6 +175,26 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     await s.close();
   });
 
+  it('a migration’s and its number’s leases released together go in one statement, and both are free for another process', async () => {
+    const db = await fresh('unlock');
+    const s = new PostgresStore(db.url, { fsync: 'never' });
+    const other = new PostgresStore(db.url, { fsync: 'never' });
+    const m = await s.lock('u1');
+    const n = await s.lockNumber('+16315551000', { with: m });
+    const held = async () => (await db.sql<{ c: number }>(`SELECT count(*)::int AS c FROM pg_locks WHERE locktype = 'advisory' AND granted`))[0]!.c;
+    expect(await held()).toBe(2);
+    const k = lockKey('migration', 'u1');
+    const [{ pid }] = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
+    await Promise.all([n.release(), m.release()]);
+    expect(await held()).toBe(0);
+    expect((await db.sql<{ query: string }>('SELECT query FROM pg_stat_activity WHERE pid = $1', [pid]))[0]!.query).toMatch(/pg_advisory_unlock\(k\) FROM unnest/);
+    const m2 = await other.lock('u1');
+    const n2 = await other.lockNumber('+16315551000', { with: m2 });
+    await Promise.all([n2.release(), m2.release()]);
+    await s.close();
+    await other.close();
+  });
+
   it('a process that released its leases and never closed the store exits at once (the idle session does not hold it)', async () => {
     const db = await fresh('exit');
     const script = `

@@ -116,6 +116,8 @@ interface LeaseSession {
   /** One query at a time on this connection, in call order (leases of several migrations share it;
    *  pg 8 warns that queueing concurrent queries on one client is deprecated). */
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  /** Releases one lock on this session; releases asked for in the same tick share one statement. */
+  unlock(key: string): Promise<void>;
   lost: Error | null;
   closing: boolean;
   leases: number;
@@ -426,6 +428,7 @@ export class PostgresStore implements MigrationStore {
     if (pick) return take(pick);
     const client = new pg.Client({ ...this.#sessionConfig });
     let chain: Promise<unknown> = Promise.resolve();
+    let unlocking: { keys: string[]; done: Promise<void> } | null = null;
     const session: LeaseSession = {
       client,
       lost: null,
@@ -449,6 +452,20 @@ export class PostgresStore implements MigrationStore {
         });
         chain = run.catch(() => {});
         return run;
+      },
+      unlock: (key: string) => {
+        // A run ends by releasing its migration's and its number's leases at once (both on this
+        // session): one round trip instead of two.
+        if (!unlocking) {
+          const batch: { keys: string[]; done: Promise<void> } = { keys: [], done: Promise.resolve() };
+          batch.done = Promise.resolve().then(async () => {
+            unlocking = null;
+            await session.query('SELECT pg_advisory_unlock(k) FROM unnest($1::bigint[]) AS k', [batch.keys]);
+          });
+          unlocking = batch;
+        }
+        unlocking.keys.push(key);
+        return unlocking.done;
       },
     };
     client.on('error', (e) => {
@@ -502,11 +519,17 @@ export class PostgresStore implements MigrationStore {
       // application_name names the holder for holder() and for a person reading pg_stat_activity.
       // Never re-entrant: a lock this very session already holds (a claim that took it while this
       // call waited its turn on the session) is refused, as another process's would be.
-      const r = await taken.query<{ ok: boolean }>(
-        `SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = $3::oid AND objid = $4::oid AND objsubid = 1 AND granted)
-                     THEN false ELSE pg_try_advisory_lock($1::bigint) END AS ok, set_config('application_name', $2, false)`,
-        [k.key, ownerTag(since), k.classid, k.objid],
-      );
+      // Only claims (claimDue) take locks in SQL, and only migrations' locks: a number's or a
+      // batch's key is taken here alone, after #localKeys said this process does not hold it, so
+      // it needs no look at pg_locks (which copies the server's whole lock table).
+      const r =
+        kind === 'migration'
+          ? await taken.query<{ ok: boolean }>(
+              `SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = $3::oid AND objid = $4::oid AND objsubid = 1 AND granted)
+                           THEN false ELSE pg_try_advisory_lock($1::bigint) END AS ok, set_config('application_name', $2, false)`,
+              [k.key, ownerTag(since), k.classid, k.objid],
+            )
+          : await taken.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock($1::bigint) AS ok, set_config('application_name', $2, false)`, [k.key, ownerTag(since)]);
       ok = r.rows[0]?.ok === true;
     } catch (e) {
       this.#forgetKey(k.key, owner);
@@ -580,7 +603,7 @@ export class PostgresStore implements MigrationStore {
         if (this.#held.get(id) === held) this.#held.delete(id);
         if (!session.lost && !session.closing) {
           // A failed unlock ends the session below, which drops the lock anyway.
-          await session.query('SELECT pg_advisory_unlock($1::bigint)', [k.key]).catch((e: Error) => (session.lost ??= e));
+          await session.unlock(k.key).catch((e: Error) => (session.lost ??= e));
         }
         this.#forgetKey(k.key, owner);
         await this.#drop(session);
