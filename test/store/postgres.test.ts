@@ -1,5 +1,5 @@
 /** What only PostgresStore has to prove: schema versions, database-enforced history, fenced writes, session-bound leases. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationLockLostError } from '../../src/store/lock.js';
@@ -98,7 +98,7 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     const h = await s.create(makeDoc('f1'));
     await h.save();
     const k = lockKey('migration', 'f1');
-    const [holder] = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
+    const [holder] = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
     await db.sql('SELECT pg_terminate_backend($1)', [holder!.pid]);
     await new Promise((r) => setTimeout(r, 100));
     h.data.history.push(entry(h.data, 'awaiting_code'));
@@ -125,7 +125,7 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     const n = await s.lockNumber('+16315551002', { with: m });
     const k = lockKey('migration', 'q1');
     const kn = lockKey('number', '+16315551002');
-    const pids = async (key: typeof k) => (await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND granted`, [key.classid, key.objid])).map((r) => r.pid);
+    const pids = async (key: typeof k) => (await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [key.classid, key.objid])).map((r) => r.pid);
     const [pid] = await pids(k);
     expect(await pids(kn)).toEqual([pid]); // taken `with` the migration's lease: one session holds both
     // Round trips on the lease session show in pg_stat_activity: the last query it ran.
@@ -155,7 +155,7 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     const s = new PostgresStore(db.url, { fsync: 'never' });
     const backendOf = async (id: string) => {
       const k = lockKey('migration', id);
-      const rows = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND objsubid = 1 AND granted`, [k.classid, k.objid]);
+      const rows = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND objsubid = 1 AND granted`, [k.classid, k.objid]);
       return rows.map((r) => r.pid);
     };
     const a = await s.lock('i1');
@@ -181,11 +181,24 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     const other = new PostgresStore(db.url, { fsync: 'never' });
     const m = await s.lock('u1');
     const n = await s.lockNumber('+16315551000', { with: m });
-    const held = async () => (await db.sql<{ c: number }>(`SELECT count(*)::int AS c FROM pg_locks WHERE locktype = 'advisory' AND granted`))[0]!.c;
+    const held = async () => (await db.sql<{ c: number }>(`SELECT count(*)::int AS c FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`))[0]!.c;
     expect(await held()).toBe(2);
     const k = lockKey('migration', 'u1');
-    const [{ pid }] = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
-    await Promise.all([n.release(), m.release()]);
+    const [{ pid }] = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
+    // Count what reaches the driver: one unlock statement for both leases.
+    const sent: string[] = [];
+    const query = pg.Client.prototype.query;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+      if (text?.includes('pg_advisory_unlock')) sent.push(text);
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+    try {
+      await Promise.all([n.release(), m.release()]);
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+    expect(sent).toHaveLength(1);
     expect(await held()).toBe(0);
     expect((await db.sql<{ query: string }>('SELECT query FROM pg_stat_activity WHERE pid = $1', [pid]))[0]!.query).toMatch(/pg_advisory_unlock\(k\) FROM unnest/);
     const m2 = await other.lock('u1');
@@ -193,6 +206,43 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     await Promise.all([n2.release(), m2.release()]);
     await s.close();
     await other.close();
+  });
+
+  /** Ends this database's lease sessions and waits for their server processes to exit, with this
+   *  process's event loop blocked meanwhile: the client has not read the goodbye yet, as after a
+   *  network cut it has not noticed. */
+  const cutSilently = (db: TestDatabase) => {
+    const u = new URL(db.url);
+    execFileSync('psql', ['-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username) || 'root', '-d', db.name, '-Atc', `SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'wm %'`]);
+  };
+
+  it('an idle lease session cut before this process noticed: claims and concurrent locks go on, on a new session', async () => {
+    const db = await fresh('cut');
+    const s = new PostgresStore(db.url, { fsync: 'never' });
+    await (await s.lock('a')).release(); // leaves an idle session
+    cutSilently(db);
+    expect(await s.claimDue(Date.now(), 1)).toEqual({ claimed: [], nextAt: null }); // a worker's pass, not an error
+    await (await s.lock('b')).release();
+    cutSilently(db);
+    const rs = await Promise.allSettled([s.lock('x'), s.lock('y')]);
+    for (const r of rs) if (r.status === 'fulfilled') await r.value.release();
+    expect(rs.map((r) => (r.status === 'rejected' ? String((r.reason as Error).message) : 'ok'))).toEqual(['ok', 'ok']);
+    await s.close();
+  });
+
+  it('close() while a lock is being taken: it is refused, and no lock or connection outlives close()', async () => {
+    const db = await fresh('closing');
+    const s = new PostgresStore(db.url, { fsync: 'never' });
+    await (await s.lock('a')).release();
+    const p = s.lock('z');
+    await s.close();
+    const r = await p.then((l) => l, (e: Error) => e);
+    const k = lockKey('migration', 'z');
+    const held = (await db.sql<{ c: number }>(`SELECT count(*)::int AS c FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]))[0]!.c;
+    if (!(r instanceof Error)) await r.release();
+    expect({ result: r instanceof Error ? 'refused' : 'lease', held }).toEqual({ result: 'refused', held: 0 });
+    await expect(s.lock('w')).rejects.toThrow(/was closed/);
+    await expect(s.claimDue(Date.now(), 1)).rejects.toThrow(/was closed/);
   });
 
   it('a process that released its leases and never closed the store exits at once (the idle session does not hold it)', async () => {
@@ -284,7 +334,7 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
       const frozenOut = out;
       const k = lockKey('migration', 's1');
       if (how === 'pg_terminate_backend') {
-        const rows = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
+        const rows = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
         expect(rows.length).toBe(1);
         await db.sql('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
       }

@@ -160,6 +160,8 @@ export class PostgresStore implements MigrationStore {
   #migrated: Promise<void> | null = null;
   #listener: pg.Client | null = null;
   #listening: Promise<void> | null = null;
+  /** Set by close(): no lock, claim or lease session after it. */
+  #closed = false;
   readonly #watchers = new Set<(id: string) => void>();
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
@@ -505,6 +507,7 @@ export class PostgresStore implements MigrationStore {
 
   async #acquire(kind: string, id: string, what: string, near?: LeaseSession, retried = false): Promise<Lease> {
     await this.#ready();
+    this.#refuseClosed();
     const k = lockKey(kind, id);
     // Advisory locks are re-entrant within a session: the same process asking twice must be refused here.
     if (this.#localKeys.has(k.key)) throw new MigrationLockedError(id, this.#localKeys.get(k.key)!, what);
@@ -533,14 +536,17 @@ export class PostgresStore implements MigrationStore {
       ok = r.rows[0]?.ok === true;
     } catch (e) {
       this.#forgetKey(k.key, owner);
-      // An idle session (kept open for the next lease) whose connection was cut meanwhile: not a
-      // lock failure. Retire it and take the lock once more, on a new session.
-      const stale = taken !== null && taken.leases === 1 && !near && !retried && !(e instanceof StoreUnavailableError) && isConnectionError(e);
+      // The statement may have failed after taking the lock: no new lease goes on this session,
+      // and it ends with its last lease, freeing it (its other leases count as lost: their runs
+      // stop, the safe way). As claimDue does.
       if (taken) {
-        if (stale) taken.lost ??= e as Error;
+        taken.lost ??= e as Error;
         await this.#drop(taken);
       }
-      if (stale) return this.#acquire(kind, id, what, undefined, true);
+      // A connection cut meanwhile (typically an idle session kept for the next lease, cut before
+      // this process noticed) is not a lock failure: take the lock once more, on a new session.
+      // Not beside a given lease (lockNumber's `with`): its session is the point.
+      if (!near && !retried && !this.#closed && !(e instanceof StoreUnavailableError) && isConnectionError(e)) return this.#acquire(kind, id, what, undefined, true);
       throw e instanceof StoreUnavailableError ? e : this.#scrub(e);
     }
     const session = taken!;
@@ -550,6 +556,10 @@ export class PostgresStore implements MigrationStore {
       throw new MigrationLockedError(id, await this.#holderOf(k).catch(() => null), what);
     }
     return this.#lease(kind, id, k, session, owner);
+  }
+
+  #refuseClosed(): void {
+    if (this.#closed) throw new StoreUnavailableError(`the PostgreSQL store at ${this.where} was closed: no lock or claim is taken after close()`);
   }
 
   /** Forgets a key only if `owner` still has it (a claim may have taken the key meanwhile). */
@@ -752,9 +762,14 @@ export class PostgresStore implements MigrationStore {
    * ORDER BY/LIMIT subquery; the lock is taken in the outer filter, the placement PostgreSQL's
    * manual gives for advisory locks with LIMIT).
    */
-  async claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<Claim> {
+  claimDue(nowMs: number, limit: number, options: ClaimOptions = {}): Promise<Claim> {
+    return this.#claimDue(nowMs, limit, options, false);
+  }
+
+  async #claimDue(nowMs: number, limit: number, options: ClaimOptions, retried: boolean): Promise<Claim> {
     if (limit < 1 || !(await this.#readable())) return { claimed: [], nextAt: null };
     await this.#ready();
+    this.#refuseClosed();
     const filters = claimFilter(2, 3);
     const filterValues = [options.batch ?? null, options.withPin === true];
     const next = async () =>
@@ -806,6 +821,9 @@ export class PostgresStore implements MigrationStore {
       // last lease, freeing them. Its other leases count as lost: their runs stop (the safe way).
       session.lost ??= e as Error;
       await this.#drop(session);
+      // A lease session cut meanwhile (an idle one kept for the next lease, say): claim once more
+      // on a new session rather than fail the worker's pass.
+      if (!retried && !this.#closed && !(e instanceof StoreUnavailableError) && isConnectionError(e)) return this.#claimDue(nowMs, limit, options, true);
       throw e instanceof StoreUnavailableError ? e : this.#scrub(e);
     }
     if (!rows.length) {
@@ -998,6 +1016,7 @@ export class PostgresStore implements MigrationStore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     this.#watchers.clear();
     await this.#stopListening();
     for (const session of [...this.#sessions]) await this.#endSession(session, true);
