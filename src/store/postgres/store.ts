@@ -51,6 +51,8 @@ export interface PostgresStoreOptions extends StoreOptions {
   leaseTimeoutMs?: number;
   /** Rows per query when scanning (default 2000); each row is mapped as it arrives either way. */
   scanPageSize?: number;
+  /** How long a lease session with no lease left stays open for the next one (ms, default 2000). */
+  leaseIdleMs?: number;
 }
 
 /** The server could not be reached or refused us; the message never carries the password. */
@@ -156,6 +158,7 @@ export class PostgresStore implements MigrationStore {
   /** How recent a session's last answered query must be to stand for a pg_locks check. */
   readonly #freshMs: number;
   readonly #scanPage: number;
+  readonly #leaseIdleMs: number;
   #schema: Promise<number> | null = null;
   #migrated: Promise<void> | null = null;
   #listener: pg.Client | null = null;
@@ -175,6 +178,7 @@ export class PostgresStore implements MigrationStore {
     this.#fsync = options.fsync ?? 'barriers';
     this.#leaseTimeoutMs = options.leaseTimeoutMs ?? 0;
     this.#scanPage = Math.max(1, options.scanPageSize ?? 2000);
+    this.#leaseIdleMs = Math.max(0, options.leaseIdleMs ?? SESSION_IDLE_MS);
     this.#freshMs = this.#leaseTimeoutMs > 0 ? Math.min(FRESH_MS, this.#leaseTimeoutMs / 4) : FRESH_MS;
     const app = `waba-migrate ${process.pid}@${hostname()}`.slice(0, 63);
     // A session stopped inside a transaction must not keep rows locked forever; keepalives let the
@@ -409,7 +413,7 @@ export class PostgresStore implements MigrationStore {
    * A lease session: one connection holding several of this process's advisory locks. Sharing a
    * few sessions keeps connections bounded (PostgreSQL's max_connections is shared by every
    * worker); losing a session loses exactly the leases on it, which is what they mean. A session
-   * whose last lease is released stays open SESSION_IDLE_MS for the next run's leases, then ends;
+   * whose last lease is released stays open `leaseIdleMs` (2 s) for the next run's leases, then ends;
    * while it holds none it does not keep the process alive, and close() ends it at once.
    */
   #session(near?: LeaseSession): LeaseSession {
@@ -631,7 +635,7 @@ export class PostgresStore implements MigrationStore {
       refs(session.client).unref();
       session.idle = setTimeout(() => {
         if (session.leases === 0 && !session.closing) void this.#endSession(session);
-      }, SESSION_IDLE_MS);
+      }, this.#leaseIdleMs);
       session.idle.unref();
     } else if (session.lost) this.#sessions = this.#sessions.filter((x) => x !== session); // no new leases on it
   }
