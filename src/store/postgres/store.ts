@@ -12,8 +12,8 @@
  * (append-only: a trigger refuses UPDATE and DELETE), one row per batch.
  *
  * Ownership: `lock`, `lockNumber` and `lockBatch` take `pg_try_advisory_lock(key)` on a lease
- * session: one of a few connections (up to 4, 8 leases each) this process keeps only while it
- * holds leases. The server releases the locks when the session ends (process
+ * session: one of a few connections (up to 4, 8 leases each) this process keeps while it holds
+ * leases and `leaseIdleMs` after. The server releases the locks when the session ends (process
  * killed, host gone, network cut, session terminated), so nothing is ever judged stale by a
  * clock here. Every write of a migration whose lease this process holds goes through that lease's
  * session: when the session is gone the write fails, it cannot land beside the new owner.
