@@ -17,6 +17,7 @@ import { nextAction, toView, type MigrationView } from '../runner/view.js';
 import { runGroupChecks, type GroupChecks } from '../steps/checks.js';
 import { UNFINISHED, type BatchRecord, type BatchRow, type GroupCheck, type MigrationDocument } from '../store/document.js';
 import { ID_PATTERN, type Lease, type MigrationStore } from '../store/store.js';
+import { shareThrottles, type ThrottleSharing } from './throttles.js';
 import { addBatchCompleted, countStates } from '../notify/events.js';
 import { batchStatus, listBatches, needOf, type BatchRowStatus, type BatchSummary, type Need } from './read.js';
 export { needOf, type BatchRowStatus, type BatchSummary, type Need };
@@ -147,6 +148,7 @@ export class BatchRunner {
   readonly store: MigrationStore;
   readonly #opts: BatchRunnerOptions;
   readonly #operator: string;
+  #throttles: ThrottleSharing = { refresh: async () => {}, stop: async () => {} };
 
   constructor(opts: BatchRunnerOptions) {
     this.#opts = opts;
@@ -366,6 +368,8 @@ export class BatchRunner {
       this.#emit({ type: 'throttle', batch: record.id, waba: t.key, until: t.until, message: t.message });
     };
     budget.on('throttle', onThrottle);
+    const sharing = shareThrottles(this.store, budget);
+    this.#throttles = sharing;
     const concurrency = opts.concurrency ?? (record.options.concurrency as number | undefined) ?? this.#opts.concurrency ?? 8;
     try {
       await pool(
@@ -386,6 +390,7 @@ export class BatchRunner {
       );
     } finally {
       budget.off('throttle', onThrottle);
+      await sharing.stop();
       await saving;
     }
   }
@@ -442,6 +447,8 @@ export class BatchRunner {
 
   async #admit(waba: string): Promise<void> {
     const signal = this.#opts.signal;
+    // Pauses other processes learnt from Meta apply here too, before this row's first call.
+    await this.#throttles.refresh();
     for (;;) {
       const until = this.engine.rateBudget.pausedUntil(waba);
       if (until === null || signal?.aborted) return;

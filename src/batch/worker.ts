@@ -13,6 +13,7 @@ import type { DueMigration } from '../store/document.js';
 import type { Lease, MigrationStore } from '../store/store.js';
 import { deliverPending } from '../notify/deliver.js';
 import { GroupCheckCache, noteBatchFinished } from './runner.js';
+import { shareThrottles, type ThrottleSharing } from './throttles.js';
 
 export interface WorkerOptions extends EngineOptions {
   /** Migrations driven at once (default 4). */
@@ -90,6 +91,7 @@ export class Worker {
     signal?.addEventListener('abort', onAbort);
     const onThrottle = (t: { key: string; until: number; message: string }) => this.#emit({ type: 'throttle', waba: t.key, until: t.until, message: t.message });
     this.engine.rateBudget.on('throttle', onThrottle);
+    this.#throttles = shareThrottles(this.store, this.engine.rateBudget);
     try {
       for (;;) {
         if (signal?.aborted) break;
@@ -126,6 +128,8 @@ export class Worker {
               wake = () => {};
               resolve();
             };
+            // Stopped while saying it sleeps (an onEvent handler may stop it): do not sleep.
+            if (signal?.aborted || dirty) wake();
           });
         }
         // Our own writes wake us too: do not rescan more often than this.
@@ -136,6 +140,7 @@ export class Worker {
       signal?.removeEventListener('abort', onAbort);
       unwatch();
       this.engine.rateBudget.off('throttle', onThrottle);
+      await this.#throttles.stop();
       // Shutdown: runs in flight stop before their next request (the engine's signal), write
       // their state and release their locks; wait for that.
       await Promise.all(this.#inFlight.values());
@@ -149,6 +154,7 @@ export class Worker {
   /** Runs that left their migration due as it was (nothing written: an error, its number locked
    *  elsewhere, an interruption): not claimed again in this `--once` pass. */
   readonly #stuck = new Set<string>();
+  #throttles: ThrottleSharing = { refresh: async () => {}, stop: async () => {} };
 
   /**
    * Claims due migrations for the free slots (store.claimDue: their locks taken with the listing)
@@ -156,6 +162,8 @@ export class Worker {
    * time, a backoff's end, or null (a run's end or any write wakes the loop).
    */
   async #dispatch(concurrency: number, cutoff?: number): Promise<number | null> {
+    // Pauses other processes learnt from Meta apply here too, before any run is taken on.
+    await this.#throttles.refresh();
     const now = Date.now();
     let nextAt: number | null = null;
     const later = (t: number) => {

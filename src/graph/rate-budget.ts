@@ -53,6 +53,9 @@ export interface ThrottleEvent {
   code: number | null;
   /** "throttled by Meta's rate limit on WABA … until 10:42:05 UTC". */
   message: string;
+  /** Learnt from another process (through the store, {@link RateBudget.learnPause}), not from
+   *  one of this process's own answers. */
+  shared?: boolean;
 }
 
 interface KeyState {
@@ -261,15 +264,27 @@ export class RateBudget extends EventEmitter<{ throttle: [ThrottleEvent] }> {
     }
   }
 
-  #pause(key: string, s: KeyState, until: number, code: number | null): void {
+  /**
+   * Another process was throttled on `key` until `until` (shared through the store): pause it
+   * here too, so this process does not draw an 80007 of its own to learn the same thing. Not
+   * counted as a throttling error of this process. A pause already over, or already known, is
+   * nothing new.
+   */
+  learnPause(key: string, until: number, code: number | null): void {
+    if (until <= this.#now()) return;
+    this.#pause(key, this.#state(key), until, code, true);
+  }
+
+  #pause(key: string, s: KeyState, until: number, code: number | null, shared = false): void {
+    const prev = s.pausedUntil;
+    if (shared && prev !== null && prev >= until) return;
     if (code !== null) s.pauseCode = code;
     s.probing = true;
-    const prev = s.pausedUntil;
     if (prev !== null && prev >= until) return;
     s.pausedUntil = until;
     // The same pause learnt twice (the usage header, then the error it came with): say it once.
     if (prev !== null && until - prev < 1_000) return;
-    this.emit('throttle', { key, until, code: s.pauseCode, message: throttleMessage(key, until) });
+    this.emit('throttle', { key, until, code: s.pauseCode, message: throttleMessage(key, until), ...(shared ? { shared: true } : {}) });
   }
 
   view(): WabaBudgetView[] {

@@ -115,8 +115,33 @@ export interface MigrationStore {
   enableEndpoint(key: string): Promise<DisabledEndpoint | null>;
   /** Every disabled endpoint, oldest first. */
   disabledEndpoints(): Promise<DisabledEndpoint[]>;
+  /**
+   * Meta throttled a WABA (80007, 4, 130429) until `until`: recorded for every process of this
+   * store, so the others pause that WABA too instead of each drawing its own 80007 (RateBudget).
+   * A later time replaces an earlier one; an earlier one never shortens a pause in force.
+   */
+  recordThrottle(t: StoredThrottle): Promise<void>;
+  /** The pauses still in force at `nowMs`, by WABA. */
+  throttles(nowMs: number): Promise<StoredThrottle[]>;
   /** Releases connections and watchers. */
   close(): Promise<void>;
+}
+
+/** A WABA Meta throttled, as shared through the store (recordThrottle). */
+export interface StoredThrottle {
+  /** The WABA id (the rate budget's key). */
+  key: string;
+  /** Paused until (ms since epoch). */
+  until: number;
+  /** Meta's throttling code, or null. */
+  code: number | null;
+}
+
+/** A throttle's key is a Graph id: digits only (it names a file and a row). */
+export function checkThrottle(t: StoredThrottle): void {
+  if (!/^[0-9]{1,32}$/.test(t.key)) throw new Error(`throttle key "${t.key}" is not valid: a WABA id (digits)`);
+  if (!Number.isFinite(t.until)) throw new Error(`throttle of ${t.key}: until must be a time in ms`);
+  if (t.code !== null && !Number.isInteger(t.code)) throw new Error(`throttle of ${t.key}: code must be a whole number or null`);
 }
 
 /** Which due migrations a worker takes (claimDue). */
@@ -166,6 +191,7 @@ export class FileStore implements MigrationStore {
   readonly locksDir: string;
   readonly batchesDir: string;
   readonly endpointsDir: string;
+  readonly throttlesDir: string;
   readonly #fsync: NonNullable<StoreOptions['fsync']>;
   #ready: Promise<void> | null = null;
 
@@ -175,6 +201,7 @@ export class FileStore implements MigrationStore {
     this.locksDir = join(dir, 'locks');
     this.batchesDir = join(dir, 'batches');
     this.endpointsDir = join(dir, 'endpoints');
+    this.throttlesDir = join(dir, 'throttles');
     this.#fsync = options.fsync ?? 'barriers';
   }
 
@@ -562,6 +589,45 @@ export class FileStore implements MigrationStore {
       if (r) out.push(r);
     }
     return out.sort((a, b) => (a.disabledAt < b.disabledAt ? -1 : a.disabledAt > b.disabledAt ? 1 : a.key < b.key ? -1 : 1));
+  }
+
+  /**
+   * One small file per throttled WABA (`throttles/<waba>.json`), replaced atomically. Two
+   * processes recording the same WABA at once may keep either time: a pause is advice to the
+   * other processes (each still learns from its own answers), never a lock.
+   */
+  async recordThrottle(t: StoredThrottle): Promise<void> {
+    checkThrottle(t);
+    await this.init();
+    await mkdir(this.throttlesDir, { recursive: true, mode: 0o700 });
+    const file = join(this.throttlesDir, `${t.key}.json`);
+    const prev = await this.#readThrottle(file);
+    if (prev && prev.until >= t.until) return;
+    // A pause is advice, never a barrier: atomic (temp + rename), not fsynced.
+    await new AtomicJSONFile<StoredThrottle>(file, { fsync: false }).writeWith({ key: t.key, until: t.until, code: t.code }, false);
+  }
+
+  async #readThrottle(file: string): Promise<StoredThrottle | null> {
+    try {
+      const raw = JSON.parse(await readFile(file, 'utf8')) as StoredThrottle;
+      checkThrottle(raw);
+      return raw;
+    } catch {
+      // Missing, or unreadable (a pause is advice: a damaged one is no pause, and is replaced).
+      return null;
+    }
+  }
+
+  async throttles(nowMs: number): Promise<StoredThrottle[]> {
+    const names = await namesIn(this.throttlesDir);
+    if (names === null) return [];
+    const out: StoredThrottle[] = [];
+    for (const n of names) {
+      if (!/^[0-9]{1,32}\.json$/.test(n)) continue;
+      const t = await this.#readThrottle(join(this.throttlesDir, n));
+      if (t && t.until > nowMs) out.push(t);
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
   async close(): Promise<void> {}

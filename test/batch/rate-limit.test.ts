@@ -6,6 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BatchRunner } from '../../src/batch/index.js';
+import { shareThrottles } from '../../src/batch/throttles.js';
 import { GraphClient } from '../../src/graph/client.js';
 import { RateBudget, ThrottledError } from '../../src/graph/rate-budget.js';
 import { nextAction } from '../../src/runner/view.js';
@@ -128,6 +129,33 @@ describe('batches against a rate-limited sandbox', () => {
       expect(w.sandbox.registered.get(`1631555${3000 + i}`)).toBe(1);
     }
   }, 60_000);
+
+  it('a WABA another process was throttled on is paused here too: learnt through the store, not by an 80007 of our own', async () => {
+    w = await world();
+    // Two processes' budgets on one store.
+    const a = new RateBudget();
+    const b = new RateBudget();
+    const sa = shareThrottles(w.store, a);
+    const sb = shareThrottles(w.store, b);
+    a.throttled(FIXTURES.destWabaId, 80007, 60_000);
+    await sa.stop(); // the record is written
+    await sb.refresh();
+    expect(b.pausedUntil(FIXTURES.destWabaId)).toBe(a.pausedUntil(FIXTURES.destWabaId));
+    expect(b.view().find((v) => v.key === FIXTURES.destWabaId)?.throttled).toBe(0); // not b's own 80007
+    await sb.stop();
+  });
+
+  it('a batch waits for a pause recorded by another process before its first call to that WABA', async () => {
+    w = await world();
+    const until = Date.now() + 1_200;
+    await w.store.recordThrottle({ key: FIXTURES.destWabaId, until, code: 80007 });
+    const calls: { at: number; path: string }[] = [];
+    const runner = new BatchRunner({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', timeoutMs: 2_000, concurrency: 2, onCall: (c) => calls.push({ at: Date.parse(c.at), path: c.path }) });
+    const s = await runner.start(csv(2), { id: 'shared' });
+    expect(s.counts.awaiting_code).toBe(2);
+    expect(calls.length).toBeGreaterThan(0);
+    expect(Math.min(...calls.map((c) => c.at))).toBeGreaterThanOrEqual(until);
+  });
 
   it('group checks run once per group per batch run and each migration records the reference', async () => {
     w = await world();

@@ -28,6 +28,16 @@ async function heldForPin(w: World, n: number, id = 'b', from = 5000) {
   return runner;
 }
 
+/** A world with one migration resting in waiting_retry, due in `retryMs` (the fault is gone). */
+async function waitingRetry(retryMs: number): Promise<World> {
+  const w = await world({ faults: { serverError: 1 } });
+  const engine = new (await import('../../src/runner/engine.js')).MigrationEngine({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', maxWaitMs: 0 });
+  const v = await engine.start(w.startRequest({ policy: { retryBaseMs: retryMs, retryCapMs: retryMs, maxAttemptsPerStep: 10 } }));
+  expect(v.state).toBe('waiting_retry');
+  w.sandbox.setFaults({});
+  return w;
+}
+
 describe('work', () => {
   it('without the PIN leaves PIN-held migrations resting; with it, completes them', async () => {
     w = await world();
@@ -43,12 +53,42 @@ describe('work', () => {
     expect((await w.store.loadBatch('b')).outbox?.map((e) => e.type)).toEqual(['batch.completed']);
   });
 
+  it('learns the pauses other processes recorded before it takes work on, and records its own 80007 for them', async () => {
+    w = await waitingRetry(100);
+    await new Promise((r) => setTimeout(r, 150)); // due now
+    // Another process was told 80007 on every id this migration calls.
+    const until = Date.now() + 1_200;
+    for (const key of [FIXTURES.businessId, FIXTURES.sourceWabaId, FIXTURES.destWabaId]) await w.store.recordThrottle({ key, until, code: 80007 });
+    const calls: number[] = [];
+    const report = await new Worker({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', once: true, onCall: (c) => calls.push(Date.parse(c.at)) }).run();
+    expect(report.runs).toBe(1);
+    expect(calls.length).toBeGreaterThan(0);
+    expect(Math.min(...calls)).toBeGreaterThanOrEqual(until);
+    // And the other way: a pause this worker learns from Meta is recorded for the others.
+    const budget = new (await import('../../src/graph/rate-budget.js')).RateBudget();
+    const controller = new AbortController();
+    let until2 = 0;
+    const worker = new Worker({
+      store: w.store,
+      token: FIXTURES.token,
+      graphUrl: w.url,
+      operator: 'tester',
+      rateBudget: budget,
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type !== 'sleep' || controller.signal.aborted) return;
+        budget.throttled('999000', 80007, 120_000); // as an 80007 answer would
+        until2 = budget.pausedUntil('999000')!;
+        controller.abort();
+      },
+    });
+    await worker.run(); // returns once its writes are done
+    expect(until2).toBeGreaterThan(Date.now());
+    expect(await w.store.throttles(Date.now())).toContainEqual({ key: '999000', until: until2, code: 80007 });
+  });
+
   it('sleeps until a retry is due (no polling), then drives it', async () => {
-    w = await world({ faults: { serverError: 1 } });
-    const engine = new (await import('../../src/runner/engine.js')).MigrationEngine({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', maxWaitMs: 0 });
-    const v = await engine.start(w.startRequest({ policy: { retryBaseMs: 1_500, retryCapMs: 1_500, maxAttemptsPerStep: 10 } }));
-    expect(v.state).toBe('waiting_retry');
-    w.sandbox.setFaults({});
+    w = await waitingRetry(1_500);
     const controller = new AbortController();
     const events: string[] = [];
     const worker = new Worker({

@@ -443,6 +443,31 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
     );
 
     it(
+      'throttles: seen by every process of the store; a later time wins, an earlier one never shortens a pause; only those in force are listed',
+      withStore(async (s) => {
+        const now = Date.now();
+        expect(await s.throttles(now)).toEqual([]);
+        await s.recordThrottle({ key: '222', until: now + 60_000, code: 80007 });
+        await s.recordThrottle({ key: '222', until: now + 30_000, code: 4 });
+        await s.recordThrottle({ key: '333', until: now - 1, code: 80007 });
+        expect(await s.throttles(now)).toEqual([{ key: '222', until: now + 60_000, code: 80007 }]);
+        const other = await h.second(s);
+        try {
+          await other.recordThrottle({ key: '222', until: now + 90_000, code: 130429 });
+          await other.recordThrottle({ key: '111', until: now + 10_000, code: null });
+        } finally {
+          await other.close();
+        }
+        expect(await s.throttles(now)).toEqual([
+          { key: '111', until: now + 10_000, code: null },
+          { key: '222', until: now + 90_000, code: 130429 },
+        ]);
+        expect(await s.throttles(now + 90_000)).toEqual([]);
+        await expect(s.recordThrottle({ key: '../x', until: now + 1, code: null })).rejects.toThrow(/not valid/);
+      }),
+    );
+
+    it(
       'batches: saved whole, loaded, listed, locked; a missing one is not found',
       withStore(async (s) => {
         await expect(s.loadBatch('b1')).rejects.toBeInstanceOf(BatchNotFoundError);

@@ -30,7 +30,7 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     const stores = [0, 1, 2, 3].map(() => new PostgresStore(db.url, { fsync: 'never' }));
     await Promise.all(stores.map((s, i) => s.saveBatch({ schemaVersion: 1, id: `b${i}`, createdAt: 'x', createdBy: 't', updatedAt: new Date().toISOString(), options: {}, rows: [], groupChecks: [], cancelled: null })));
     for (const s of stores) await s.close();
-    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
     await db.sql('INSERT INTO waba_migrate.schema_version (version) VALUES (99)');
     const s = new PostgresStore(db.url);
     const e = await s.listBatches().catch((x: unknown) => x);
@@ -39,13 +39,13 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     await s.close();
     const r = await runCli(['status', 'm1', '--store', db.url]);
     expect(r.code).toBe(6);
-    expect(r.stderr).toMatch(/schema version 99; this waba-migrate knows up to 3/);
+    expect(r.stderr).toMatch(/schema version 99; this waba-migrate knows up to 4/);
     const w = await runCli(['cancel', 'm1', '--store', db.url]);
     expect(w.code).toBe(6);
-    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 99 }]);
+    expect(await db.sql('SELECT version FROM waba_migrate.schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 99 }]);
   });
 
-  it('upgrades a version-2 database (documents in jsonb) to version 3 (json, kept as written) on first write, documents intact', async () => {
+  it('upgrades a version-2 database (documents in jsonb) to the latest (3: json, kept as written; 4: shared throttles) on first write, documents intact', async () => {
     const db = await fresh('upgrade');
     const c = new pg.Client({ connectionString: db.url });
     await c.connect();
@@ -68,7 +68,7 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     expect((await s.load('u1')).history).toHaveLength(2);
     await lease.release();
     await s.close();
-    expect((await c.query('SELECT version FROM waba_migrate.schema_version ORDER BY version')).rows.map((r) => r.version)).toEqual([1, 2, 3]);
+    expect((await c.query('SELECT version FROM waba_migrate.schema_version ORDER BY version')).rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
     await c.end();
   });
 

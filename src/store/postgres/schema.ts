@@ -71,6 +71,14 @@ const STEPS: string[] = [
   ALTER TABLE ${SCHEMA}.migrations SET (toast_tuple_target = 8160);
   ALTER TABLE ${SCHEMA}.migrations ALTER COLUMN doc TYPE json USING doc::json;
   `,
+  // 4: WABAs Meta throttled, shared by every process (a worker's 80007 pauses the others too).
+  `
+  CREATE TABLE ${SCHEMA}.throttles (
+    key text COLLATE "C" PRIMARY KEY CHECK (key ~ '^[0-9]{1,32}$'),
+    until_ms bigint NOT NULL,
+    code integer
+  );
+  `,
 ];
 
 export const SCHEMA_LATEST = STEPS.length;

@@ -33,7 +33,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { BatchNotFoundError, dueOf, StateDocumentError, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type HistoryEntry, type MigrationDocument } from '../document.js';
 import { MigrationLockedError, MigrationLockLostError, type Lease, type LockOwner } from '../lock.js';
-import { DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type Claim, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
+import { checkThrottle, DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type StoredThrottle, type Claim, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
 import { lockKey, type LockKey } from './keys.js';
 import { migrateSchema, refuseNewer, schemaVersion, SCHEMA, SCHEMA_LATEST } from './schema.js';
 
@@ -686,6 +686,23 @@ export class PostgresStore implements MigrationStore {
       [key],
     );
     return r.rows[0] ? endpointRow(r.rows[0]) : null;
+  }
+
+  async recordThrottle(t: StoredThrottle): Promise<void> {
+    checkThrottle(t);
+    await this.#ready();
+    // The later time wins; an earlier one never shortens a pause in force.
+    await this.#query(
+      `INSERT INTO ${SCHEMA}.throttles (key, until_ms, code) VALUES ($1, $2, $3)
+       ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms, code = excluded.code WHERE ${SCHEMA}.throttles.until_ms < excluded.until_ms`,
+      [t.key, Math.round(t.until), t.code],
+    );
+  }
+
+  async throttles(nowMs: number): Promise<StoredThrottle[]> {
+    if ((await this.#version()) < 4) return [];
+    const r = await this.#query<{ key: string; until_ms: string; code: number | null }>(`SELECT key, until_ms, code FROM ${SCHEMA}.throttles WHERE until_ms > $1 ORDER BY key`, [nowMs]);
+    return r.rows.map((x) => ({ key: x.key, until: Number(x.until_ms), code: x.code }));
   }
 
   async disabledEndpoints(): Promise<DisabledEndpoint[]> {
