@@ -458,7 +458,7 @@ export class BatchRunner {
           signal?.removeEventListener('abort', done);
           r();
         };
-        const t = setTimeout(done, until - Date.now());
+        const t = setTimeout(done, Math.min(until - Date.now(), 2 ** 31 - 1));
         signal?.addEventListener('abort', done, { once: true });
       });
     }
@@ -553,27 +553,34 @@ export class BatchRunner {
     if (problems.length) throw new BatchInputError(problems, 'codes file');
 
     const results: CodeRowResult[] = [];
-    await pool(jobs, opts.concurrency ?? this.#opts.concurrency ?? 8, async (j) => {
-      const base = { line: j.line, migrationId: j.row.migrationId, phone: j.row.phone };
-      let doc: MigrationDocument;
-      try {
-        doc = await this.store.load(j.row.migrationId);
-      } catch (e) {
-        results.push({ ...base, outcome: 'skipped', state: null, detail: (e as Error).name === 'MigrationNotFoundError' ? 'not started yet: run `batch resume` first' : (e as Error).message });
-        return;
-      }
-      if (doc.state !== 'awaiting_code') {
-        results.push({ ...base, outcome: 'skipped', state: doc.state, detail: `not waiting for a code (${doc.state}): ${nextAction(doc)}` });
-        return;
-      }
-      try {
-        const view = await this.engine.resume(j.row.migrationId, { code: j.code, ...(j.pin ? { pin: j.pin } : {}) });
-        results.push({ ...base, outcome: 'submitted', state: view.state, detail: view.nextAction });
-        this.#emit({ type: 'row', batch: id, ...base, state: view.state, view });
-      } catch (e) {
-        results.push({ ...base, outcome: 'error', state: await this.#stateOf(j.row.migrationId), detail: (e as Error).message });
-      }
-    });
+    // Submitting codes drives verify, register and confirm: Meta's pauses are shared here too.
+    const sharing = shareThrottles(this.store, this.engine.rateBudget);
+    try {
+      await pool(jobs, opts.concurrency ?? this.#opts.concurrency ?? 8, async (j) => {
+        const base = { line: j.line, migrationId: j.row.migrationId, phone: j.row.phone };
+        let doc: MigrationDocument;
+        try {
+          doc = await this.store.load(j.row.migrationId);
+        } catch (e) {
+          results.push({ ...base, outcome: 'skipped', state: null, detail: (e as Error).name === 'MigrationNotFoundError' ? 'not started yet: run `batch resume` first' : (e as Error).message });
+          return;
+        }
+        if (doc.state !== 'awaiting_code') {
+          results.push({ ...base, outcome: 'skipped', state: doc.state, detail: `not waiting for a code (${doc.state}): ${nextAction(doc)}` });
+          return;
+        }
+        try {
+          await sharing.refresh();
+          const view = await this.engine.resume(j.row.migrationId, { code: j.code, ...(j.pin ? { pin: j.pin } : {}) });
+          results.push({ ...base, outcome: 'submitted', state: view.state, detail: view.nextAction });
+          this.#emit({ type: 'row', batch: id, ...base, state: view.state, view });
+        } catch (e) {
+          results.push({ ...base, outcome: 'error', state: await this.#stateOf(j.row.migrationId), detail: (e as Error).message });
+        }
+      });
+    } finally {
+      await sharing.stop();
+    }
     results.sort((a, b) => a.line - b.line);
     await noteBatchFinished(this.store, id);
     return { results, summary: await this.status(id) };

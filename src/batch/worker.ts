@@ -140,10 +140,11 @@ export class Worker {
       signal?.removeEventListener('abort', onAbort);
       unwatch();
       this.engine.rateBudget.off('throttle', onThrottle);
-      await this.#throttles.stop();
       // Shutdown: runs in flight stop before their next request (the engine's signal), write
       // their state and release their locks; wait for that.
       await Promise.all(this.#inFlight.values());
+      // A pause they learnt meanwhile is still recorded for the other processes.
+      await this.#throttles.stop();
       await Promise.all(this.#batchChecks.values());
       await this.#delivering;
     }

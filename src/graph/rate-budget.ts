@@ -72,6 +72,9 @@ interface KeyState {
   waiters: (() => void)[];
 }
 
+/** The longest pause learnt from another process (Meta's rate windows are an hour at most). */
+export const MAX_LEARNT_PAUSE_MS = 60 * 60_000;
+
 export const clockUtc = (ms: number) => `${new Date(ms).toISOString().slice(11, 19)} UTC`;
 
 export function throttleMessage(key: string, until: number): string {
@@ -271,8 +274,11 @@ export class RateBudget extends EventEmitter<{ throttle: [ThrottleEvent] }> {
    * nothing new.
    */
   learnPause(key: string, until: number, code: number | null): void {
-    if (until <= this.#now()) return;
-    this.#pause(key, this.#state(key), until, code, true);
+    const now = this.#now();
+    if (until <= now) return;
+    // Another host's clock, or a damaged record, must not hold a WABA for days: Meta's windows
+    // are an hour at most, so no learnt pause outlasts one.
+    this.#pause(key, this.#state(key), Math.min(until, now + MAX_LEARNT_PAUSE_MS), code, true);
   }
 
   #pause(key: string, s: KeyState, until: number, code: number | null, shared = false): void {

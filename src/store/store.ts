@@ -598,13 +598,32 @@ export class FileStore implements MigrationStore {
    */
   async recordThrottle(t: StoredThrottle): Promise<void> {
     checkThrottle(t);
+    // One write at a time per WABA in this process (one answer can teach two pauses at once: the
+    // usage header's and the error's), so the later time is never overwritten by the earlier.
+    const prev = this.#throttleWrites.get(t.key) ?? Promise.resolve();
+    const next = prev.then(() => this.#writeThrottle(t));
+    const settled = next.catch(() => {});
+    this.#throttleWrites.set(t.key, settled);
+    void settled.then(() => {
+      if (this.#throttleWrites.get(t.key) === settled) this.#throttleWrites.delete(t.key);
+    });
+    await next;
+  }
+
+  readonly #throttleWrites = new Map<string, Promise<void>>();
+
+  async #writeThrottle(t: StoredThrottle): Promise<void> {
     await this.init();
     await mkdir(this.throttlesDir, { recursive: true, mode: 0o700 });
     const file = join(this.throttlesDir, `${t.key}.json`);
-    const prev = await this.#readThrottle(file);
-    if (prev && prev.until >= t.until) return;
-    // A pause is advice, never a barrier: atomic (temp + rename), not fsynced.
-    await new AtomicJSONFile<StoredThrottle>(file, { fsync: false }).writeWith({ key: t.key, until: t.until, code: t.code }, false);
+    // Another process may write the same WABA between our read and our rename: read back, and
+    // write again (a few times at most) while the file says less than we know.
+    for (let i = 0; i < 3; i++) {
+      const prev = await this.#readThrottle(file);
+      if (prev && prev.until >= t.until) return;
+      // A pause is advice, never a barrier: atomic (temp + rename), not fsynced.
+      await new AtomicJSONFile<StoredThrottle>(file, { fsync: false }).writeWith({ key: t.key, until: t.until, code: t.code }, false);
+    }
   }
 
   async #readThrottle(file: string): Promise<StoredThrottle | null> {

@@ -143,6 +143,11 @@ describe('batches against a rate-limited sandbox', () => {
     expect(b.pausedUntil(FIXTURES.destWabaId)).toBe(a.pausedUntil(FIXTURES.destWabaId));
     expect(b.view().find((v) => v.key === FIXTURES.destWabaId)?.throttled).toBe(0); // not b's own 80007
     await sb.stop();
+    // Another host's clock, or a damaged record, cannot hold a WABA longer than Meta's longest window.
+    const c = new RateBudget();
+    c.learnPause('777', Date.now() + 30 * 24 * 3_600_000, 80007);
+    expect(c.pausedUntil('777')! - Date.now()).toBeLessThanOrEqual(3_600_000);
+    expect(c.pausedUntil('777')! - Date.now()).toBeGreaterThan(3_500_000);
   });
 
   it('a batch waits for a pause recorded by another process before its first call to that WABA', async () => {

@@ -464,6 +464,12 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
         ]);
         expect(await s.throttles(now + 90_000)).toEqual([]);
         await expect(s.recordThrottle({ key: '../x', until: now + 1, code: null })).rejects.toThrow(/not valid/);
+        // One answer can teach two pauses at once (the usage header's, then the error's): the later stays.
+        for (let i = 0; i < 10; i++) {
+          const key = String(500 + i);
+          await Promise.all([s.recordThrottle({ key, until: now + 60_000, code: null }), s.recordThrottle({ key, until: now + 300_000, code: 80007 })]);
+        }
+        expect((await s.throttles(now)).filter((t) => Number(t.key) >= 500).map((t) => t.until)).toEqual(Array(10).fill(now + 300_000));
       }),
     );
 
