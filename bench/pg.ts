@@ -11,6 +11,7 @@
  * P4. `waba-migrate work --once` processes (the real CLI): 1 vs 3 on 1,000 due migrations, 20 ms latency.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, open, rename, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,7 +21,7 @@ import { PostgresStore } from '../src/store/postgres/store.js';
 import { FileStore, type MigrationStore } from '../src/store/store.js';
 import { FIXTURES } from '../src/sandbox/index.js';
 import type { MigrationDocument } from '../src/store/document.js';
-import { loadResults, markdownTable, median, migrateAll, phoneOf, saveResults, plain, pool, remoteSandbox, sampleDocument, timed } from './run.js';
+import { loadResults, markdownTable, median, migrateAll, orchestrated, phoneOf, saveResults, plain, pool, remoteSandbox, sampleDocument, timed } from './run.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -157,13 +158,8 @@ async function orchestratedPg(n: number, concurrency: number, latencyMs: number,
  * store in tmpfs, /dev/shm, without fsync). What P2 measures above this is the store's part.
  */
 async function orchestratedFloor(n: number, concurrency: number, latencyMs: number): Promise<number | null> {
-  const shm = await mkdtemp('/dev/shm/waba-bench-').catch(() => null);
-  if (!shm) return null;
-  const sandbox = await remoteSandbox(latencyMs, n);
-  const ms = await migrateAll(new FileStore(shm, { fsync: 'never' }), sandbox, n, concurrency);
-  await sandbox.stop();
-  await rm(shm, { recursive: true, force: true });
-  return ms;
+  if (!existsSync('/dev/shm')) return null;
+  return orchestrated(n, concurrency, latencyMs, 'never', '/dev/shm');
 }
 
 async function durableVsPlainPg(latencyMs: number) {

@@ -92,9 +92,10 @@ async function migrateAll(store: MigrationStore, sandbox: RemoteSandbox, n: numb
   return now() - t0;
 }
 
-async function orchestrated(n: number, concurrency: number, latencyMs: number, fsync: 'barriers' | 'never' = 'barriers'): Promise<number> {
+/** n migrations on a file store in a new directory under `base` (default: the system's temp dir). */
+async function orchestrated(n: number, concurrency: number, latencyMs: number, fsync: 'barriers' | 'never' = 'barriers', base = tmpdir()): Promise<number> {
   const sandbox = await remoteSandbox(latencyMs, n);
-  const dir = await mkdtemp(join(tmpdir(), 'waba-bench-'));
+  const dir = await mkdtemp(join(base, 'waba-bench-'));
   const ms = await migrateAll(new FileStore(dir, { fsync }), sandbox, n, concurrency);
   await sandbox.stop();
   await rm(dir, { recursive: true, force: true });
@@ -368,4 +369,4 @@ async function saveResults(keys: Record<string, unknown>): Promise<void> {
 // Run when executed (npm run bench); bench/pg.ts imports the helpers above without running it.
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) await main();
 
-export { loadResults, markdownTable, median, migrateAll, saveResults, pool, phoneOf, plain, remoteSandbox, timed, sampleDocument, type RemoteSandbox };
+export { loadResults, markdownTable, median, migrateAll, orchestrated, saveResults, pool, phoneOf, plain, remoteSandbox, timed, sampleDocument, type RemoteSandbox };

@@ -17,7 +17,7 @@ import { nextAction, toView, type MigrationView } from '../runner/view.js';
 import { runGroupChecks, type GroupChecks } from '../steps/checks.js';
 import { UNFINISHED, type BatchRecord, type BatchRow, type GroupCheck, type MigrationDocument } from '../store/document.js';
 import { ID_PATTERN, type Lease, type MigrationStore } from '../store/store.js';
-import { shareThrottles, type ThrottleSharing } from './throttles.js';
+import { NOT_SHARING, shareThrottles, type ThrottleSharing } from './throttles.js';
 import { addBatchCompleted, countStates } from '../notify/events.js';
 import { batchStatus, listBatches, needOf, type BatchRowStatus, type BatchSummary, type Need } from './read.js';
 export { needOf, type BatchRowStatus, type BatchSummary, type Need };
@@ -148,7 +148,7 @@ export class BatchRunner {
   readonly store: MigrationStore;
   readonly #opts: BatchRunnerOptions;
   readonly #operator: string;
-  #throttles: ThrottleSharing = { refresh: async () => {}, stop: async () => {} };
+  #throttles: ThrottleSharing = NOT_SHARING;
 
   constructor(opts: BatchRunnerOptions) {
     this.#opts = opts;

@@ -17,6 +17,9 @@ export interface ThrottleSharing {
   stop(): Promise<void>;
 }
 
+/** Before a run starts sharing (and outside one): nothing to learn, nothing to record. */
+export const NOT_SHARING: ThrottleSharing = { refresh: async () => {}, stop: async () => {} };
+
 export function shareThrottles(store: MigrationStore, budget: RateBudget): ThrottleSharing {
   const writes = new Set<Promise<void>>();
   let readAt = -Infinity;

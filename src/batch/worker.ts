@@ -13,7 +13,7 @@ import type { DueMigration } from '../store/document.js';
 import type { Lease, MigrationStore } from '../store/store.js';
 import { deliverPending } from '../notify/deliver.js';
 import { GroupCheckCache, noteBatchFinished } from './runner.js';
-import { shareThrottles, type ThrottleSharing } from './throttles.js';
+import { NOT_SHARING, shareThrottles, type ThrottleSharing } from './throttles.js';
 
 export interface WorkerOptions extends EngineOptions {
   /** Migrations driven at once (default 4). */
@@ -155,7 +155,7 @@ export class Worker {
   /** Runs that left their migration due as it was (nothing written: an error, its number locked
    *  elsewhere, an interruption): not claimed again in this `--once` pass. */
   readonly #stuck = new Set<string>();
-  #throttles: ThrottleSharing = { refresh: async () => {}, stop: async () => {} };
+  #throttles: ThrottleSharing = NOT_SHARING;
 
   /**
    * Claims due migrations for the free slots (store.claimDue: their locks taken with the listing)

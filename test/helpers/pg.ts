@@ -42,6 +42,9 @@ export interface TestDatabase {
   drop(): Promise<void>;
   /** A query on the test database (as the admin role of TEST_PG). */
   sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>;
+  /** The server processes holding advisory locks in this database (only this one: test files run
+   *  in parallel, each in its own): those holding `key` (a lockKey()), or every holder. */
+  lockHolders(key?: { classid: string | number; objid: string | number }): Promise<number[]>;
 }
 
 let seq = 0;
@@ -59,6 +62,15 @@ export async function createTestDatabase(tag = 't'): Promise<TestDatabase> {
     url,
     name,
     sql: async (text, values = []) => (await pool.query(text, values)).rows,
+    lockHolders: async (key) =>
+      (
+        await pool.query<{ pid: number }>(
+          `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND ($1::oid IS NULL OR (classid = $1::oid AND objid = $2::oid))`,
+          [key?.classid ?? null, key?.objid ?? null],
+        )
+      ).rows.map((r) => r.pid),
     drop: async () => {
       await pool.end().catch(() => {});
       const a = new pg.Client({ connectionString: TEST_PG });

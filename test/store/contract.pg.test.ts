@@ -46,15 +46,13 @@ storeContract(
       const db = dbs[dbs.length - 1]!;
       const { lockKey } = await import('../../src/store/postgres/keys.js');
       const k = lockKey('migration', id);
-      const rows = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND objsubid = 1 AND granted`, [k.classid, k.objid]);
-      for (const r of rows) await db.sql('SELECT pg_terminate_backend($1)', [r.pid]);
+      for (const pid of await db.lockHolders(k)) await db.sql('SELECT pg_terminate_backend($1)', [pid]);
       // Let the server finish ending it (the lock is released as the backend exits). Waited for,
       // up to 10 s (a loaded server can take more than the 2 s this once allowed, after which it
       // went on silently with the lock still held); past that, say so.
       const t0 = Date.now();
       for (;;) {
-        const left = await db.sql(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
-        if (!left.length) break;
+        if (!(await db.lockHolders(k)).length) break;
         if (Date.now() - t0 > 10_000) throw new Error(`the terminated backend still holds ${id}'s lock after 10 s`);
         await new Promise((r) => setTimeout(r, 10));
       }

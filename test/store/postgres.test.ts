@@ -98,8 +98,8 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     const h = await s.create(makeDoc('f1'));
     await h.save();
     const k = lockKey('migration', 'f1');
-    const [holder] = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
-    await db.sql('SELECT pg_terminate_backend($1)', [holder!.pid]);
+    const [holder] = await db.lockHolders(k);
+    await db.sql('SELECT pg_terminate_backend($1)', [holder!]);
     await new Promise((r) => setTimeout(r, 100));
     h.data.history.push(entry(h.data, 'awaiting_code'));
     await expect(h.save()).rejects.toBeInstanceOf(MigrationLockLostError);
@@ -125,9 +125,8 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     const n = await s.lockNumber('+16315551002', { with: m });
     const k = lockKey('migration', 'q1');
     const kn = lockKey('number', '+16315551002');
-    const pids = async (key: typeof k) => (await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [key.classid, key.objid])).map((r) => r.pid);
-    const [pid] = await pids(k);
-    expect(await pids(kn)).toEqual([pid]); // taken `with` the migration's lease: one session holds both
+    const [pid] = await db.lockHolders(k);
+    expect(await db.lockHolders(kn)).toEqual([pid]); // taken `with` the migration's lease: one session holds both
     // Round trips on the lease session show in pg_stat_activity: the last query it ran.
     const lastQuery = async () => (await db.sql<{ query: string }>('SELECT query FROM pg_stat_activity WHERE pid = $1', [pid]))[0]!.query;
     await m.assertHeld(); // a full check: its query is the session's last
@@ -153,11 +152,7 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
   it('a released lease session serves the next lease (no new connection); one cut while idle is replaced, not reported as a failed lock', async () => {
     const db = await fresh('idle');
     const s = new PostgresStore(db.url, { fsync: 'never' });
-    const backendOf = async (id: string) => {
-      const k = lockKey('migration', id);
-      const rows = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND objsubid = 1 AND granted`, [k.classid, k.objid]);
-      return rows.map((r) => r.pid);
-    };
+    const backendOf = (id: string) => db.lockHolders(lockKey('migration', id));
     const a = await s.lock('i1');
     const [first] = await backendOf('i1');
     await a.release();
@@ -181,10 +176,10 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     const other = new PostgresStore(db.url, { fsync: 'never' });
     const m = await s.lock('u1');
     const n = await s.lockNumber('+16315551000', { with: m });
-    const held = async () => (await db.sql<{ c: number }>(`SELECT count(*)::int AS c FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`))[0]!.c;
+    const held = async () => (await db.lockHolders()).length;
     expect(await held()).toBe(2);
     const k = lockKey('migration', 'u1');
-    const [{ pid }] = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
+    const [pid] = await db.lockHolders(k);
     // Count what reaches the driver: one unlock statement for both leases.
     const sent: string[] = [];
     const query = pg.Client.prototype.query;
@@ -238,7 +233,7 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
     await s.close();
     const r = await p.then((l) => l, (e: Error) => e);
     const k = lockKey('migration', 'z');
-    const held = (await db.sql<{ c: number }>(`SELECT count(*)::int AS c FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]))[0]!.c;
+    const held = (await db.lockHolders(k)).length;
     if (!(r instanceof Error)) await r.release();
     expect({ result: r instanceof Error ? 'refused' : 'lease', held }).toEqual({ result: 'refused', held: 0 });
     await expect(s.lock('w')).rejects.toThrow(/was closed/);
@@ -349,9 +344,9 @@ describe.skipIf(!pgAvailable)('PostgresStore', () => {
       const frozenOut = out;
       const k = lockKey('migration', 's1');
       if (how === 'pg_terminate_backend') {
-        const rows = await db.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objid = $2::oid AND granted`, [k.classid, k.objid]);
+        const rows = await db.lockHolders(k);
         expect(rows.length).toBe(1);
-        await db.sql('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+        await db.sql('SELECT pg_terminate_backend($1)', [rows[0]!]);
       }
       // Another process takes over as soon as the server has ended the frozen session.
       let lease2 = null;
