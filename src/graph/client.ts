@@ -472,6 +472,16 @@ export class GraphClient {
       this.#onCall?.(summary);
     };
 
+    // An AbortSignal rather than undici's headersTimeout/bodyTimeout: those run on undici's coarse
+    // timer wheel (about a second) and would let a sub-second deadline slip. One controller and
+    // one timer per call, both ended with the call: AbortSignal.timeout()'s timer outlives the call
+    // by the whole timeout, and AbortSignal.any() registers the signal with the run's for good.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+    const outer = this.#signal;
+    const forward = () => deadline.abort(outer?.reason);
+    outer?.addEventListener('abort', forward, { once: true });
+
     // Every exit, success or error, reports the call exactly once.
     try {
       let status: number;
@@ -487,9 +497,7 @@ export class GraphClient {
           },
           body: body ? JSON.stringify(body) : undefined,
           dispatcher: this.#dispatcher,
-          // An AbortSignal rather than undici's headersTimeout/bodyTimeout: those run on undici's
-          // coarse timer wheel (about a second) and would let a sub-second deadline slip.
-          signal: this.#signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#signal]) : AbortSignal.timeout(timeoutMs),
+          signal: deadline.signal,
         });
         status = res.statusCode;
         headers = res.headers;
@@ -567,6 +575,8 @@ export class GraphClient {
       }
       return parsed.data;
     } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', forward);
       finish();
     }
   }

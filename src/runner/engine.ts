@@ -37,6 +37,7 @@ import { OnPremClient, assertSafeOnPremUrl } from '../onprem/client.js';
 import { redactUrl } from '../onprem/settings.js';
 import { SCHEMA_VERSION, StateDocumentError, type HistoryEntry, type MigrationDocument } from '../store/document.js';
 import { DuplicateMigrationError, UNFINISHED, type DocumentHandle, type Lease, type MigrationStore } from '../store/store.js';
+import { MigrationLockedError } from '../store/lock.js';
 import { InputError, parseCheckName, parseCode, parseCodeMethod, parseGraphId, parseLanguage, parseMigrationId, parsePhone, parsePin, parseVerifiedName } from './validate.js';
 import { getHistory, getView, listViews } from './read.js';
 import { addTransitionEvents } from '../notify/events.js';
@@ -296,11 +297,22 @@ export class MigrationEngine {
     const pin = req.pin !== undefined ? parsePin(req.pin) : undefined;
     const batch = req.batch !== undefined ? parseMigrationId(req.batch, 'batch') : undefined;
     new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl, apiVersion: this.#opts.apiVersion }); // validates token, URL and version before anything is written
-    // A taken id is bad input: refuse it before the lock touches the directory (checked again
-    // under the lock by store.create, for a race with another process).
-    if (await this.store.exists(input.id)) throw new DuplicateMigrationError(input.id);
-    await this.#refuseOtherLive(input.phone, input.id);
-    const leases = await this.#lockBoth(input.id, input.phone);
+    // A taken id or a busy number is bad input. Both are decided under the locks below (store.create
+    // and #numberUnderLock); a store whose locks are files checks first too, so that bad input
+    // leaves no lock file behind. A store whose locks leave nothing checks only under them, and
+    // explains a refused lock with the same reads.
+    const refuseBadInput = async () => {
+      if (await this.store.exists(input.id)) throw new DuplicateMigrationError(input.id);
+      await this.#refuseOtherLive(input.phone, input.id);
+    };
+    if (!this.store.ephemeralLocks) await refuseBadInput();
+    let leases: Lease[];
+    try {
+      leases = await this.#lockBoth(input.id, input.phone);
+    } catch (e) {
+      if (this.store.ephemeralLocks && e instanceof MigrationLockedError) await refuseBadInput();
+      throw e;
+    }
     try {
       // Again under both locks: another process may have started this id or number meanwhile.
       const ledger = await this.#numberUnderLock(input.phone, input.id);
@@ -347,7 +359,7 @@ export class MigrationEngine {
   async #ofNumber(phone: string, id: string): Promise<MigrationDocument[]> {
     const damaged: StateDocumentError[] = [];
     // This migration's own damage is reported by its own load; another's blocks the number.
-    const docs = await this.store.byPhone(phone, { onDamaged: (other, e) => void (other !== id && damaged.push(e)) });
+    const docs = await this.store.byPhone(phone, { except: id, onDamaged: (other, e) => void (other !== id && damaged.push(e)) });
     const [d] = damaged;
     if (d) throw new StateDocumentError(d.problem, d.file, `${d.message} It is a migration of ${phone} and may still be live: restore or repair it before another migration of this number runs (nothing was written).`);
     return docs;
@@ -392,6 +404,34 @@ export class MigrationEngine {
       try {
         handle = await this.store.open(id);
         leases.push(await this.store.lockNumber(handle.data.input.phone, { with: req.lease }));
+      } catch (e) {
+        await releaseAll(leases);
+        throw e;
+      }
+    } else if (this.store.ephemeralLocks) {
+      // Locks that leave nothing behind: take the migration's first, then read it once under it
+      // (a read before the lock would be repeated under it anyway), then its number's.
+      let first: Lease;
+      try {
+        first = await this.store.lock(id);
+      } catch (e) {
+        // Held elsewhere: a finished migration is still only read; an unknown one is not found.
+        if (e instanceof MigrationLockedError) {
+          const before = await this.store.load(id);
+          if (FINAL.has(before.state)) return toView(before);
+          checkResend(before);
+        }
+        throw e;
+      }
+      leases = [first];
+      try {
+        handle = await this.store.open(id);
+        if (FINAL.has(handle.data.state)) {
+          await releaseAll(leases);
+          return toView(handle.data);
+        }
+        checkResend(handle.data);
+        leases.push(await this.store.lockNumber(handle.data.input.phone, { with: first }));
       } catch (e) {
         await releaseAll(leases);
         throw e;

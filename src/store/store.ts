@@ -56,6 +56,12 @@ export interface DocumentHandle {
 export interface MigrationStore {
   /** A short, secret-free description for messages ("file:/abs/state", "postgres://host/db"). */
   readonly where: string;
+  /**
+   * True when taking a lock leaves nothing behind once it is released (PostgreSQL's advisory
+   * locks). The engine then takes a run's locks first and reads once under them; with a store
+   * whose locks are files (false), it refuses bad input with a read before the lock creates one.
+   */
+  readonly ephemeralLocks: boolean;
   exists(id: string): Promise<boolean>;
   /** Reads and validates one document, without the lock. A document that is not what it claims
    *  (its id is not the one asked for, its input disagrees with its machine) is refused. */
@@ -81,7 +87,7 @@ export interface MigrationStore {
   /** Every readable migration of this number (E.164); one that cannot be read (damaged, edited)
    *  is not returned but passed to `onDamaged`: callers deciding whether the number is free must
    *  not take it for absent. */
-  byPhone(phone: string, options?: { onDamaged?: (id: string, error: StateDocumentError) => void }): Promise<MigrationDocument[]>;
+  byPhone(phone: string, options?: ByPhoneOptions): Promise<MigrationDocument[]>;
   /** Migrations a worker could move now (due at or before `nowMs`, and not locked by anyone at
    *  the moment of reading), soonest first; and the earliest future due time among the rest, so a
    *  worker can sleep until then. */
@@ -125,6 +131,13 @@ export interface MigrationStore {
   throttles(nowMs: number): Promise<StoredThrottle[]>;
   /** Releases connections and watchers. */
   close(): Promise<void>;
+}
+
+export interface ByPhoneOptions {
+  /** Called for a migration of this number that cannot be read (it is not returned). */
+  onDamaged?: (id: string, error: StateDocumentError) => void;
+  /** Leaves this migration out (not read at all): the engine asks for the *other* migrations. */
+  except?: string;
 }
 
 /** A WABA Meta throttled, as shared through the store (recordThrottle). */
@@ -186,6 +199,8 @@ export interface ListedMigration {
 }
 
 export class FileStore implements MigrationStore {
+  /** A lock is a file that stays (removing one is unsafe): see lock.ts. */
+  readonly ephemeralLocks = false;
   readonly dir: string;
   readonly migrationsDir: string;
   readonly locksDir: string;
@@ -325,14 +340,14 @@ export class FileStore implements MigrationStore {
    * run made every transition wait seconds. The marker is written before the document's first save
    * (a marker without a document is skipped); a store from before the index is indexed once.
    */
-  async byPhone(phone: string, options: { onDamaged?: (id: string, error: StateDocumentError) => void } = {}): Promise<MigrationDocument[]> {
+  async byPhone(phone: string, options: ByPhoneOptions = {}): Promise<MigrationDocument[]> {
     const dir = join(this.#numbersIndex, phoneDigits(phone));
     await this.#ensureIndex();
     const ids = await namesIn(dir);
     if (ids === null) return [];
     const out: MigrationDocument[] = [];
     for (const id of ids.sort()) {
-      if (!ID_PATTERN.test(id)) continue;
+      if (!ID_PATTERN.test(id) || id === options.except) continue;
       try {
         const doc = await this.load(id);
         if (doc.input.phone === phone) out.push(doc);

@@ -33,7 +33,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { BatchNotFoundError, dueOf, StateDocumentError, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type HistoryEntry, type MigrationDocument } from '../document.js';
 import { MigrationLockedError, MigrationLockLostError, type Lease, type LockOwner } from '../lock.js';
-import { checkThrottle, DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type StoredThrottle, type Claim, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
+import { checkThrottle, DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type StoredThrottle, type ByPhoneOptions, type Claim, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
 import { lockKey, type LockKey } from './keys.js';
 import { migrateSchema, refuseNewer, schemaVersion, SCHEMA, SCHEMA_LATEST } from './schema.js';
 
@@ -140,6 +140,8 @@ interface Held {
 }
 
 export class PostgresStore implements MigrationStore {
+  /** Advisory locks: the server forgets them with their session; nothing is written. */
+  readonly ephemeralLocks = true;
   readonly where: string;
   readonly #url: string;
   readonly #password: string;
@@ -753,15 +755,15 @@ export class PostgresStore implements MigrationStore {
 
   // ---- queries -------------------------------------------------------------------------------
 
-  async byPhone(phone: string, options: { onDamaged?: (id: string, error: StateDocumentError) => void } = {}): Promise<MigrationDocument[]> {
+  async byPhone(phone: string, options: ByPhoneOptions = {}): Promise<MigrationDocument[]> {
     phoneDigits(phone);
     if (!(await this.#readable())) return [];
     // One round trip for every migration of the number, documents and histories together.
     const r = await this.#query<{ id: string; doc: string; history: string }>(
       `SELECT m.id, m.doc::text AS doc,
               (SELECT coalesce(jsonb_agg(h.entry ORDER BY h.n), '[]'::jsonb)::text FROM ${SCHEMA}.history h WHERE h.migration_id = m.id) AS history
-         FROM ${SCHEMA}.migrations m WHERE m.phone = $1 ORDER BY m.id`,
-      [phone],
+         FROM ${SCHEMA}.migrations m WHERE m.phone = $1 AND m.id IS DISTINCT FROM $2 ORDER BY m.id`,
+      [phone, options.except ?? null],
     );
     const out: MigrationDocument[] = [];
     for (const row of r.rows) {
