@@ -92,10 +92,10 @@ async function migrateAll(store: MigrationStore, sandbox: RemoteSandbox, n: numb
   return now() - t0;
 }
 
-/** n migrations on a file store in a new directory under `base` (default: the system's temp dir). */
-async function orchestrated(n: number, concurrency: number, latencyMs: number, fsync: 'barriers' | 'never' = 'barriers', base = tmpdir()): Promise<number> {
+/** n migrations on a file store in a new temp directory. */
+async function orchestrated(n: number, concurrency: number, latencyMs: number, fsync: 'barriers' | 'never' = 'barriers'): Promise<number> {
   const sandbox = await remoteSandbox(latencyMs, n);
-  const dir = await mkdtemp(join(base, 'waba-bench-'));
+  const dir = await mkdtemp(join(tmpdir(), 'waba-bench-'));
   const ms = await migrateAll(new FileStore(dir, { fsync }), sandbox, n, concurrency);
   await sandbox.stop();
   await rm(dir, { recursive: true, force: true });
