@@ -127,6 +127,7 @@ export interface MigrationStore {
    * A later time replaces an earlier one; an earlier one never shortens a pause in force.
    */
   recordThrottle(t: StoredThrottle): Promise<void>;
+  // (Each recordThrottle also removes the pauses that ended more than THROTTLE_KEEP_MS ago.)
   /** The pauses still in force at `nowMs`, by WABA. */
   throttles(nowMs: number): Promise<StoredThrottle[]>;
   /** Releases connections and watchers. */
@@ -149,6 +150,12 @@ export interface StoredThrottle {
   /** Meta's throttling code, or null. */
   code: number | null;
 }
+
+/**
+ * How long an expired pause is kept before the next recordThrottle removes it (ms): an hour, Meta's
+ * longest window, so a host whose clock runs behind still sees a pause it would hold in force.
+ */
+export const THROTTLE_KEEP_MS = 60 * 60_000;
 
 /** A throttle's key is a Graph id: digits only (it names a file and a row). */
 export function checkThrottle(t: StoredThrottle): void {
@@ -635,9 +642,25 @@ export class FileStore implements MigrationStore {
     // write again (a few times at most) while the file says less than we know.
     for (let i = 0; i < 3; i++) {
       const prev = await this.#readThrottle(file);
-      if (prev && prev.until >= t.until) return;
+      if (prev && prev.until >= t.until) break;
       // A pause is advice, never a barrier: atomic (temp + rename), not fsynced.
       await new AtomicJSONFile<StoredThrottle>(file, { fsync: false }).writeWith({ key: t.key, until: t.until, code: t.code }, false);
+    }
+    await this.#sweepThrottles(t.key);
+  }
+
+  /**
+   * Removes the other WABAs' pauses that ended more than THROTTLE_KEEP_MS ago: every refresh of
+   * every process reads them all. A pause another process writes for that WABA in the instant
+   * between our read and our unlink is lost with it; it is advice, and the next 80007 teaches it again.
+   */
+  async #sweepThrottles(except: string): Promise<void> {
+    const before = Date.now() - THROTTLE_KEEP_MS;
+    for (const n of (await namesIn(this.throttlesDir)) ?? []) {
+      if (!/^[0-9]{1,32}\.json$/.test(n) || n === `${except}.json`) continue;
+      const file = join(this.throttlesDir, n);
+      const t = await this.#readThrottle(file);
+      if (t && t.until < before) await unlink(file).catch(() => {});
     }
   }
 

@@ -481,6 +481,30 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
     );
 
     it(
+      'throttles: a pause that ended more than an hour ago is removed by the next record; a more recent one is kept',
+      withStore(async (s) => {
+        const now = Date.now();
+        await s.recordThrottle({ key: '702', until: now - 30 * 60_000, code: 80007 });
+        await s.recordThrottle({ key: '701', until: now - 2 * 3_600_000, code: 80007 });
+        // throttles(0) lists every record, ended or not.
+        expect((await s.throttles(0)).map((t) => t.key)).toEqual(['701', '702']);
+        const other = await h.second(s);
+        try {
+          await other.recordThrottle({ key: '703', until: now + 60_000, code: 4 });
+        } finally {
+          await other.close();
+        }
+        expect((await s.throttles(0)).map((t) => t.key)).toEqual(['702', '703']);
+        // A WABA's own record, however old, is replaced by its new pause, not removed.
+        await s.recordThrottle({ key: '702', until: now + 120_000, code: null });
+        expect(await s.throttles(now)).toEqual([
+          { key: '702', until: now + 120_000, code: null },
+          { key: '703', until: now + 60_000, code: 4 },
+        ]);
+      }),
+    );
+
+    it(
       'batches: saved whole, loaded, listed, locked; a missing one is not found',
       withStore(async (s) => {
         await expect(s.loadBatch('b1')).rejects.toBeInstanceOf(BatchNotFoundError);

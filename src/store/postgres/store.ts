@@ -33,7 +33,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { BatchNotFoundError, dueOf, StateDocumentError, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type HistoryEntry, type MigrationDocument } from '../document.js';
 import { MigrationLockedError, MigrationLockLostError, type Lease, type LockOwner } from '../lock.js';
-import { checkThrottle, DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type StoredThrottle, type ByPhoneOptions, type Claim, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
+import { checkThrottle, THROTTLE_KEEP_MS, DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type StoredThrottle, type ByPhoneOptions, type Claim, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
 import { lockKey, type LockKey } from './keys.js';
 import { migrateSchema, refuseNewer, schemaVersion, SCHEMA, SCHEMA_LATEST } from './schema.js';
 
@@ -693,11 +693,14 @@ export class PostgresStore implements MigrationStore {
   async recordThrottle(t: StoredThrottle): Promise<void> {
     checkThrottle(t);
     await this.#ready();
-    // The later time wins; an earlier one never shortens a pause in force.
+    // The later time wins; an earlier one never shortens a pause in force. The same statement
+    // removes the other WABAs' pauses that ended more than THROTTLE_KEEP_MS ago (every refresh of
+    // every process reads them all).
     await this.#query(
-      `INSERT INTO ${SCHEMA}.throttles (key, until_ms, code) VALUES ($1, $2, $3)
+      `WITH swept AS (DELETE FROM ${SCHEMA}.throttles WHERE until_ms < $4 AND key <> $1)
+       INSERT INTO ${SCHEMA}.throttles (key, until_ms, code) VALUES ($1, $2, $3)
        ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms, code = excluded.code WHERE ${SCHEMA}.throttles.until_ms < excluded.until_ms`,
-      [t.key, Math.round(t.until), t.code],
+      [t.key, Math.round(t.until), t.code, Date.now() - THROTTLE_KEEP_MS],
     );
   }
 
