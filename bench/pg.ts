@@ -11,7 +11,7 @@
  * P4. `waba-migrate work --once` processes (the real CLI): 1 vs 3 on 1,000 due migrations, 20 ms latency.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -137,7 +137,61 @@ async function perTransition(doc: MigrationDocument) {
   await pgs.close();
   await dropDb(db);
   await rm(dir, { recursive: true, force: true });
-  return { documentBytes: Buffer.byteLength(bytes), pgMs: median(P), pgFloorMs: median(PF), fileMs: median(F), fileFloorMs: median(FF), pgRatio: median(P.map((x, i) => x / PF[i]!)), fileRatio: median(F.map((x, i) => x / FF[i]!)) };
+  const cpu = await cpuPerStatement(doc);
+  return { ...cpu, documentBytes: Buffer.byteLength(bytes), pgMs: median(P), pgFloorMs: median(PF), fileMs: median(F), fileFloorMs: median(FF), pgRatio: median(P.map((x, i) => x / PF[i]!)), fileRatio: median(F.map((x, i) => x / FF[i]!)) };
+}
+
+/** CPU time (ms) the server's processes serving database `db` have used (Linux /proc; the
+ *  server on this machine), or null where that cannot be read. */
+async function serverCpuMs(db: string): Promise<number | null> {
+  const pids = await admin(async (c) => (await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [db])).rows.map((r) => r.pid));
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (clock ticks: 100 a second on Linux)
+    } catch {
+      return null;
+    }
+  }
+  return ticks * 10;
+}
+
+/**
+ * What one statement costs in CPU, on each side (P1): a durable write of a transition through the
+ * store, and a trivial one (exists: a primary-key lookup). Sequential, after a warm-up; this
+ * process's CPU includes the driver and the loopback round trip.
+ */
+async function cpuPerStatement(doc: MigrationDocument) {
+  const n = quick ? 1000 : 3000;
+  const db = await freshDb();
+  const store = new PostgresStore(urlOf(db));
+  const id = 'cpu';
+  const d = JSON.parse(JSON.stringify(doc).replaceAll(JSON.stringify(doc.id), JSON.stringify(id))) as MigrationDocument;
+  const lease = await store.lock(id);
+  const h = await store.create({ ...d, history: d.history.slice(0, 1) });
+  await h.save({ durable: true });
+  const write = async () => {
+    h.data.updatedAt = new Date().toISOString();
+    const last = h.data.history[h.data.history.length - 1]!;
+    h.data.history.push({ ...last, n: h.data.history.length + 1, at: h.data.updatedAt });
+    await h.save({ durable: true });
+  };
+  const measure = async (fn: () => Promise<unknown>) => {
+    for (let i = 0; i < 500; i++) await fn();
+    const server0 = await serverCpuMs(db);
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) await fn();
+    const cpu = process.cpuUsage(cpu0);
+    const server1 = await serverCpuMs(db);
+    return { hereUs: (cpu.user + cpu.system) / n, serverUs: server0 === null || server1 === null ? null : ((server1 - server0) * 1000) / n };
+  };
+  const w = await measure(write);
+  const t = await measure(() => store.exists('nobody'));
+  await lease.release();
+  await store.close();
+  await dropDb(db);
+  return { statements: n, writeHereUs: w.hereUs, writeServerUs: w.serverUs, trivialHereUs: t.hereUs, trivialServerUs: t.serverUs };
 }
 
 // ---- P2. durable vs plain on PostgreSQL -----------------------------------------------------
@@ -332,6 +386,11 @@ async function main() {
   if (p1) {
     rows.push([`P1. one transition's write, PostgresStore (${p1.documentBytes} B doc + 1 history row) vs its floor (one UPDATE+INSERT statement)`, `${fmt(p1.pgMs, 3)} ms vs ${fmt(p1.pgFloorMs, 3)} ms`, `${fmt(p1.pgRatio, 2)}×`, '(reported)']);
     rows.push([`P1. same, FileStore vs its floor (temp+fsync+rename)`, `${fmt(p1.fileMs, 3)} ms vs ${fmt(p1.fileFloorMs, 3)} ms`, `${fmt(p1.fileRatio, 2)}×`, '(reported)']);
+    const us = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${fmt(x, 0)} µs`);
+    if ('writeHereUs' in p1 && p1.writeHereUs !== undefined) {
+      rows.push([`P1. CPU per durable write of a transition through PostgresStore (${p1.statements} in a row): this process / the server`, `${us(p1.writeHereUs)} / ${us(p1.writeServerUs)}`, '', '(reported)']);
+      rows.push([`P1. CPU per trivial statement (exists: a primary-key lookup): this process / the server`, `${us(p1.trivialHereUs)} / ${us(p1.trivialServerUs)}`, '', '(reported)']);
+    }
   }
   if (p2) {
     rows.push([`P2. ${p2.migrations} migrations, 20 at a time, 20 ms latency, PostgreSQL (durable commits${'statementsPerMigration' in p2 && p2.statementsPerMigration ? `; ${fmt(p2.statementsPerMigration, 1)} statements per migration` : ''})`, `${fmt(p2.orchestratorMs, 0)} ms vs plain ${fmt(p2.plainMs, 0)} ms`, `${fmt(p2.ratio, 3)}×`, '≤ 1.10×']);
