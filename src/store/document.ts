@@ -123,6 +123,16 @@ export class StateDocumentError extends Error {
   }
 }
 
+/** JSON.parse of a stored record; text that is not JSON is a 'corrupt' StateDocumentError naming
+ *  `where` (`remedy` is appended to the message). */
+export function parseStoredJson(text: string, where: string, remedy = ''): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new StateDocumentError('corrupt', where, `${where} is not valid JSON (${(e as Error).message}); it was left untouched.${remedy ? ` ${remedy}` : ''}`);
+  }
+}
+
 const Digits = z.string().regex(/^\d{1,32}$/);
 const E164 = z.string().regex(/^\+[1-9]\d{6,14}$/);
 const Call = z.looseObject({ method: z.string(), path: z.string() });

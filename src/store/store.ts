@@ -8,7 +8,7 @@ import { chmod, link, mkdir, readdir, readFile, stat, unlink, writeFile } from '
 import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { AtomicJSONFile, fsyncDir } from './adapter.js';
-import { BatchNotFoundError, dueOf, StateDocumentError, UNFINISHED, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type MigrationDocument } from './document.js';
+import { BatchNotFoundError, dueOf, parseStoredJson, StateDocumentError, UNFINISHED, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type MigrationDocument } from './document.js';
 import { acquireLock, heldLocks, lockHolder, MigrationLockedError, type Lease, type LockOwner } from './lock.js';
 
 export type { Lease, LockOwner, BatchRecord, DueMigration, DisabledEndpoint };
@@ -507,13 +507,7 @@ export class FileStore implements MigrationStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BatchNotFoundError(id);
       throw e;
     }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (e) {
-      throw new StateDocumentError('corrupt', file, `${file} is not valid JSON (${(e as Error).message}); it was left untouched.`);
-    }
-    return validateBatch(raw, file, id);
+    return validateBatch(parseStoredJson(text, file), file, id);
   }
 
   async listBatches(): Promise<BatchRecord[]> {
@@ -554,13 +548,7 @@ export class FileStore implements MigrationStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (e) {
-      throw new StateDocumentError('corrupt', file, `${file} is not valid JSON (${(e as Error).message}); it was left untouched.`);
-    }
-    return validateDisabledEndpoint(raw, file);
+    return validateDisabledEndpoint(parseStoredJson(text, file), file);
   }
 
   /** One small file per disabled endpoint (`endpoints/<sha256>.json`), created exclusively so
@@ -761,12 +749,7 @@ export { UNFINISHED };
  * `list`/`batch status` over 10,000 migrations; a document loaded to run is validated whole.
  */
 export function parseDocument(text: string, file: string, expectedId?: string, options: { withoutHistory?: boolean } = {}): MigrationDocument {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new StateDocumentError('corrupt', file, `${file} is not valid JSON (${(e as Error).message}); it was left untouched. Restore it from a backup or remove it.`);
-  }
+  const raw = parseStoredJson(text, file, 'Restore it from a backup or remove it.');
   if (!options.withoutHistory || !raw || typeof raw !== 'object' || !Array.isArray((raw as { history?: unknown }).history)) return validateDocument(raw, file, expectedId);
   const r = raw as { history: unknown[] };
   r.history = r.history.slice(0, 1);

@@ -31,7 +31,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { BatchNotFoundError, dueOf, StateDocumentError, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type HistoryEntry, type MigrationDocument } from '../document.js';
+import { BatchNotFoundError, dueOf, parseStoredJson, StateDocumentError, validateBatch, validateDisabledEndpoint, validateDocument, type BatchRecord, type DisabledEndpoint, type DueMigration, type HistoryEntry, type MigrationDocument } from '../document.js';
 import { MigrationLockedError, MigrationLockLostError, type Lease, type LockOwner } from '../lock.js';
 import { checkThrottle, THROTTLE_KEEP_MS, DuplicateMigrationError, ID_PATTERN, MigrationNotFoundError, phoneDigits, type StoredThrottle, type ByPhoneOptions, type Claim, type ClaimOptions, type DocumentHandle, type ListedMigration, type MigrationStore, type ScanOptions, type StoreOptions } from '../store.js';
 import { lockKey, type LockKey } from './keys.js';
@@ -291,14 +291,8 @@ export class PostgresStore implements MigrationStore {
 
   #assemble(id: string, docText: string, historyText: string): MigrationDocument {
     const where = this.#name(id);
-    let raw: Record<string, unknown>;
-    let history: HistoryEntry[];
-    try {
-      raw = JSON.parse(docText) as Record<string, unknown>;
-      history = JSON.parse(historyText) as HistoryEntry[];
-    } catch (e) {
-      throw new StateDocumentError('corrupt', where, `${where} is not valid JSON (${(e as Error).message}); it was left untouched.`);
-    }
+    const raw = parseStoredJson(docText, where) as Record<string, unknown>;
+    const history = parseStoredJson(historyText, where) as HistoryEntry[];
     history.forEach((h, i) => {
       if (h?.n !== i + 1) throw new StateDocumentError('invalid', where, `${where}: history entry ${i + 1} is numbered ${String(h?.n)} (a gap or a duplicate); it was left untouched.`);
     });
