@@ -297,22 +297,12 @@ export class MigrationEngine {
     const pin = req.pin !== undefined ? parsePin(req.pin) : undefined;
     const batch = req.batch !== undefined ? parseMigrationId(req.batch, 'batch') : undefined;
     new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl, apiVersion: this.#opts.apiVersion }); // validates token, URL and version before anything is written
-    // A taken id or a busy number is bad input. Both are decided under the locks below (store.create
-    // and #numberUnderLock); a store whose locks are files checks first too, so that bad input
-    // leaves no lock file behind. A store whose locks leave nothing checks only under them, and
-    // explains a refused lock with the same reads.
-    const refuseBadInput = async () => {
-      if (await this.store.exists(input.id)) throw new DuplicateMigrationError(input.id);
-      await this.#refuseOtherLive(input.phone, input.id);
-    };
-    if (!this.store.ephemeralLocks) await refuseBadInput();
-    let leases: Lease[];
-    try {
-      leases = await this.#lockBoth(input.id, input.phone);
-    } catch (e) {
-      if (this.store.ephemeralLocks && e instanceof MigrationLockedError) await refuseBadInput();
-      throw e;
-    }
+    // A taken id or a busy number is bad input: refuse it before the lock, which would otherwise
+    // hold another migration's (or another number's) lock for a moment, or leave a lock file
+    // (checked again under the lock by store.create and #numberUnderLock, for a race with another process).
+    if (await this.store.exists(input.id)) throw new DuplicateMigrationError(input.id);
+    await this.#refuseOtherLive(input.phone, input.id);
+    const leases = await this.#lockBoth(input.id, input.phone);
     try {
       // Again under both locks: another process may have started this id or number meanwhile.
       const ledger = await this.#numberUnderLock(input.phone, input.id);
@@ -389,7 +379,8 @@ export class MigrationEngine {
     const confirm = (req.confirm ?? []).map((c) => parseCheckName(c));
     const resendMethod = typeof req.resend === 'object' && req.resend.method ? parseCodeMethod(req.resend.method) : undefined;
     new GraphClient({ token: this.#opts.token ?? '', baseUrl: this.#opts.graphUrl, apiVersion: this.#opts.apiVersion });
-    // Unknown, damaged, or asked something it cannot do: refuse before the lock touches anything.
+    // Unknown, damaged, or asked something it cannot do: refused by a read, before the lock on a
+    // store whose locks are files (a lock file stays), under it on one whose locks leave nothing.
     const checkResend = (doc: MigrationDocument) => {
       if (!req.resend) return;
       if (doc.state !== 'awaiting_code') throw new WrongStateError(doc.state, `migration ${id} is in ${doc.state}: a code can be resent only while awaiting_code`);
@@ -410,7 +401,8 @@ export class MigrationEngine {
       }
     } else if (this.store.ephemeralLocks) {
       // Locks that leave nothing behind: take the migration's first, then read it once under it
-      // (a read before the lock would be repeated under it anyway), then its number's.
+      // (a read before the lock would be repeated under it anyway: a whole document and its
+      // history), then its number's. Nothing is written for an unknown or finished migration.
       let first: Lease;
       try {
         first = await this.store.lock(id);

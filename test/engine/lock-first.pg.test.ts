@@ -1,9 +1,10 @@
 /**
- * On a store whose locks leave nothing behind (PostgreSQL), a run takes its locks first and reads
- * once under them: no read before the lock that the lock would make stale. Bad input is still
- * refused with the same errors, writing nothing, calling Meta for nothing and leaving no lock, and
- * a refused lock is explained the way the reads would have (a taken id, a busy number, a finished
- * migration that is only read).
+ * On a store whose locks leave nothing behind (PostgreSQL), `resume` takes its lock first and reads
+ * the document once, under it (the file store reads before its lock file, then again under it).
+ * `start` still refuses a taken id or a busy number with reads before its locks: it must not hold
+ * another migration's or another number's lock, even for a moment. Bad input is refused with the
+ * same errors, writing nothing, calling Meta for nothing, creating no schema and leaving no lock;
+ * a refused lock is explained the way the reads would have.
  */
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -42,7 +43,7 @@ describe.skipIf(!pgAvailable)('a run on PostgreSQL takes its locks before it rea
     await db.drop();
   });
 
-  it('start and submitCode send no read before their first lock, and read each document once', async () => {
+  it('submitCode sends no read before its lock and reads the document once; start reads before it locks', async () => {
     const sent: string[] = [];
     const query = pg.Client.prototype.query;
     pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
@@ -51,11 +52,15 @@ describe.skipIf(!pgAvailable)('a run on PostgreSQL takes its locks before it rea
       return (query as (...a: unknown[]) => unknown).apply(this, args);
     } as typeof query;
     try {
-      await (await store.lock('warm-up')).release(); // the schema's set-up is not part of a run
+      // The schema's set-up (the first write's) is not part of a run.
+      await store.saveBatch({ schemaVersion: 1, id: 'warm-up', createdAt: new Date().toISOString(), createdBy: 't', updatedAt: new Date().toISOString(), options: {}, rows: [], groupChecks: [], cancelled: null });
       sent.length = 0;
       const v = await engine().start(request());
       expect(v.state).toBe('awaiting_code');
-      expect(sent[0]).toMatch(/pg_try_advisory_lock/);
+      // start: is the id taken? is the number busy? then the locks.
+      expect(sent[0]).toMatch(/^SELECT 1 FROM waba_migrate\.migrations WHERE id = \$1/);
+      expect(sent[1]).toMatch(/WHERE m\.phone = \$1/);
+      expect(sent[2]).toMatch(/pg_try_advisory_lock/);
       const started = sent.splice(0);
       const done = await engine().submitCode('m1', sandbox.lastCodeFor(v.phoneNumberId!)!.code, '123456');
       expect(done.state).toBe('completed');
@@ -65,7 +70,7 @@ describe.skipIf(!pgAvailable)('a run on PostgreSQL takes its locks before it rea
       const loads = sent.filter((s) => /^SELECT m\.doc::text AS doc/.test(s));
       expect(loads).toHaveLength(1);
       const others = [...started, ...sent].filter((s) => /WHERE m\.phone = \$1/.test(s));
-      expect(others).toHaveLength(2);
+      expect(others).toHaveLength(3);
       expect(others.every((s) => /m\.id IS DISTINCT FROM \$2/.test(s))).toBe(true);
     } finally {
       pg.Client.prototype.query = query;
@@ -106,6 +111,14 @@ describe.skipIf(!pgAvailable)('a run on PostgreSQL takes its locks before it rea
       await held.release();
     }
     expect(await rows()).toEqual(before);
+    expect(calls).toEqual([]);
+    expect(await db.lockHolders()).toEqual([]);
+  });
+
+  it('resume of an unknown id on a database waba-migrate never used is not found, and creates nothing', async () => {
+    await expect(engine().resume('nobody')).rejects.toMatchObject({ name: 'MigrationNotFoundError' });
+    await expect(engine().submitCode('nobody', '123456', '123456')).rejects.toMatchObject({ name: 'MigrationNotFoundError' });
+    expect(await db.sql(`SELECT nspname FROM pg_namespace WHERE nspname = 'waba_migrate'`)).toEqual([]);
     expect(calls).toEqual([]);
     expect(await db.lockHolders()).toEqual([]);
   });

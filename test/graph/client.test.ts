@@ -1,4 +1,5 @@
 /** The Graph client: zod-parsed answers, one typed error, transient vs permanent. */
+import { getEventListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -76,6 +77,31 @@ describe('GraphClient', () => {
     const e = (await new GraphClient({ token: FIXTURES.token, baseUrl: w.url, timeoutMs: 100 }).getWaba('1').catch((x: unknown) => x)) as GraphApiError;
     expect(e).toMatchObject({ kind: 'network', transient: true, httpStatus: null });
     expect(e.message).toMatch(/no answer within 100 ms/);
+  });
+
+  it('a call leaves no timer and no listener on the run’s signal behind; the run’s abort still stops a call in flight', async () => {
+    w = await world();
+    const run = new AbortController();
+    const c = new GraphClient({ token: FIXTURES.token, baseUrl: w.url, signal: run.signal, timeoutMs: 60_000 });
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    for (let i = 0; i < 20; i++) await c.getWaba(FIXTURES.destWabaId);
+    expect(timers()).toBe(before);
+    expect(getEventListeners(run.signal, 'abort')).toHaveLength(0);
+    // A server that never answers: the run's abort ends the call at once.
+    server = createServer(() => {});
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const hanging = new GraphClient({ token: 't', baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, signal: run.signal, timeoutMs: 60_000 });
+    const t0 = performance.now();
+    const pending = hanging.getWaba('1').catch((x: unknown) => x);
+    await new Promise((r) => setTimeout(r, 50));
+    run.abort(new Error('stopped by SIGTERM'));
+    const e = (await pending) as GraphApiError;
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(e).toMatchObject({ kind: 'network' });
+    expect(e.message).toMatch(/stopped by SIGTERM/);
+    expect(getEventListeners(run.signal, 'abort')).toHaveLength(0);
+    server.closeAllConnections();
   });
 
   it('never re-sends a POST on its own: a reset create reaches the server exactly once', async () => {

@@ -340,6 +340,7 @@ export class PostgresStore implements MigrationStore {
     return {
       data: doc,
       save: async (options = {}) => {
+        await this.#ready(); // once per process: the schema, created or upgraded before the first write
         const durable = policy === 'always' || (policy === 'barriers' && options.durable === true);
         const entries = doc.history.slice(stored);
         entries.forEach((h, i) => {
@@ -388,7 +389,6 @@ export class PostgresStore implements MigrationStore {
             throw this.#scrub(e);
           }
         } else {
-          await this.#ready();
           row = (await this.#query<typeof row>(sql, values)).rows[0]!;
           if (!row.fenced) throw new MigrationLockedError(doc.id, await this.holder(doc.id));
         }
@@ -506,7 +506,11 @@ export class PostgresStore implements MigrationStore {
   }
 
   async #acquire(kind: string, id: string, what: string, near?: LeaseSession, retried = false): Promise<Lease> {
-    await this.#ready();
+    // A lock needs no table: only read the schema's version (a newer one is refused). The schema
+    // is created or upgraded by the first write (a lock taken to resume an unknown or finished
+    // migration must leave the database as it was).
+    this.#refuseClosed();
+    await this.#version();
     this.#refuseClosed();
     const k = lockKey(kind, id);
     // Advisory locks are re-entrant within a session: the same process asking twice must be refused here.
@@ -787,6 +791,7 @@ export class PostgresStore implements MigrationStore {
   }
 
   async #claimDue(nowMs: number, limit: number, options: ClaimOptions, retried: boolean): Promise<Claim> {
+    this.#refuseClosed();
     if (limit < 1 || !(await this.#readable())) return { claimed: [], nextAt: null };
     await this.#ready();
     this.#refuseClosed();
