@@ -610,14 +610,22 @@ export class FileStore implements MigrationStore {
     checkThrottle(t);
     // One write at a time per WABA in this process (one answer can teach two pauses at once: the
     // usage header's and the error's), so the later time is never overwritten by the earlier.
-    const prev = this.#throttleWrites.get(t.key) ?? Promise.resolve();
-    const next = prev.then(() => this.#writeThrottle(t));
+    await this.#queueThrottle(t.key, () => this.#writeThrottle(t));
+    // Outside this WABA's queue (a sweep waits in the others' queues: inside, two would wait for
+    // each other). A failed sweep is no failed record.
+    await this.#sweepThrottles(t.key).catch(() => {});
+  }
+
+  /** Runs `fn` after this process's earlier writes of WABA `key`'s pause. */
+  #queueThrottle(key: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.#throttleWrites.get(key) ?? Promise.resolve();
+    const next = prev.then(fn);
     const settled = next.catch(() => {});
-    this.#throttleWrites.set(t.key, settled);
+    this.#throttleWrites.set(key, settled);
     void settled.then(() => {
-      if (this.#throttleWrites.get(t.key) === settled) this.#throttleWrites.delete(t.key);
+      if (this.#throttleWrites.get(key) === settled) this.#throttleWrites.delete(key);
     });
-    await next;
+    return next;
   }
 
   readonly #throttleWrites = new Map<string, Promise<void>>();
@@ -634,21 +642,28 @@ export class FileStore implements MigrationStore {
       // A pause is advice, never a barrier: atomic (temp + rename), not fsynced.
       await new AtomicJSONFile<StoredThrottle>(file, { fsync: false }).writeWith({ key: t.key, until: t.until, code: t.code }, false);
     }
-    await this.#sweepThrottles(t.key);
   }
 
   /**
    * Removes the other WABAs' pauses that ended more than THROTTLE_KEEP_MS ago: every refresh of
-   * every process reads them all. A pause another process writes for that WABA in the instant
-   * between our read and our unlink is lost with it; it is advice, and the next 80007 teaches it again.
+   * every process reads them all. Each removal waits in that WABA's queue and reads the file again
+   * first, so this process's own new pause for it is never removed. A pause *another* process
+   * writes for it in the instant between that read and the unlink is lost; it is advice, and the
+   * next 80007 teaches it again.
    */
   async #sweepThrottles(except: string): Promise<void> {
     const before = Date.now() - THROTTLE_KEEP_MS;
     for (const n of (await namesIn(this.throttlesDir)) ?? []) {
       if (!/^[0-9]{1,32}\.json$/.test(n) || n === `${except}.json`) continue;
       const file = join(this.throttlesDir, n);
-      const t = await this.#readThrottle(file);
-      if (t && t.until < before) await unlink(file).catch(() => {});
+      const stale = async () => {
+        const t = await this.#readThrottle(file);
+        return t !== null && t.until < before;
+      };
+      if (!(await stale())) continue;
+      await this.#queueThrottle(n.slice(0, -5), async () => {
+        if (await stale()) await unlink(file).catch(() => {});
+      });
     }
   }
 

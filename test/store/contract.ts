@@ -495,9 +495,19 @@ export function storeContract(name: string, h: ContractHarness, opts: { skip?: b
           await other.close();
         }
         expect((await s.throttles(0)).map((t) => t.key)).toEqual(['702', '703']);
+        // Many WABAs recorded at once, by two processes, while an old pause waits to be removed:
+        // no record fails or waits on another, and every new pause is kept.
+        await s.recordThrottle({ key: '799', until: now - 2 * 3_600_000, code: null });
+        const third = await h.second(s);
+        try {
+          await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? third : s).recordThrottle({ key: String(710 + i), until: now + 60_000, code: 4 })));
+        } finally {
+          await third.close();
+        }
+        expect((await s.throttles(0)).map((t) => t.key)).toEqual(['702', '703', ...Array.from({ length: 8 }, (_, i) => String(710 + i))]);
         // A WABA's own record, however old, is replaced by its new pause, not removed.
         await s.recordThrottle({ key: '702', until: now + 120_000, code: null });
-        expect(await s.throttles(now)).toEqual([
+        expect((await s.throttles(now)).slice(0, 2)).toEqual([
           { key: '702', until: now + 120_000, code: null },
           { key: '703', until: now + 60_000, code: 4 },
         ]);

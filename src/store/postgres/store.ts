@@ -691,14 +691,19 @@ export class PostgresStore implements MigrationStore {
   async recordThrottle(t: StoredThrottle): Promise<void> {
     checkThrottle(t);
     await this.#ready();
-    // The later time wins; an earlier one never shortens a pause in force. The same statement
-    // removes the other WABAs' pauses that ended more than THROTTLE_KEEP_MS ago (every refresh of
-    // every process reads them all).
+    // The later time wins; an earlier one never shortens a pause in force.
     await this.#query(
-      `WITH swept AS (DELETE FROM ${SCHEMA}.throttles WHERE until_ms < $4 AND key <> $1)
-       INSERT INTO ${SCHEMA}.throttles (key, until_ms, code) VALUES ($1, $2, $3)
+      `INSERT INTO ${SCHEMA}.throttles (key, until_ms, code) VALUES ($1, $2, $3)
        ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms, code = excluded.code WHERE ${SCHEMA}.throttles.until_ms < excluded.until_ms`,
-      [t.key, Math.round(t.until), t.code, Date.now() - THROTTLE_KEEP_MS],
+      [t.key, Math.round(t.until), t.code],
+    );
+    // Then, on its own, the other WABAs' pauses that ended more than THROTTLE_KEEP_MS ago (every
+    // refresh of every process reads them all). Never waiting for a row another process is
+    // writing (SKIP LOCKED), and never in the upsert's transaction: two processes each recording
+    // one WABA and sweeping the other's deadlocked. A row rewritten meanwhile is re-checked.
+    await this.#query(
+      `DELETE FROM ${SCHEMA}.throttles WHERE key IN (SELECT key FROM ${SCHEMA}.throttles WHERE until_ms < $2 AND key <> $1 FOR UPDATE SKIP LOCKED)`,
+      [t.key, Date.now() - THROTTLE_KEEP_MS],
     );
   }
 
