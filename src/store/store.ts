@@ -58,8 +58,9 @@ export interface MigrationStore {
   readonly where: string;
   /**
    * True when taking a lock leaves nothing behind once it is released (PostgreSQL's advisory
-   * locks). The engine then takes a run's locks first and reads once under them; with a store
-   * whose locks are files (false), it refuses bad input with a read before the lock creates one.
+   * locks). `resume` then takes its migration's lock first and reads the document once, under it;
+   * with a store whose locks are files (false), it reads before the lock creates one, and again
+   * under it. (`start` reads before its locks on every store: see MigrationEngine.start.)
    */
   readonly ephemeralLocks: boolean;
   exists(id: string): Promise<boolean>;
@@ -124,10 +125,10 @@ export interface MigrationStore {
   /**
    * Meta throttled a WABA (80007, 4, 130429) until `until`: recorded for every process of this
    * store, so the others pause that WABA too instead of each drawing its own 80007 (RateBudget).
-   * A later time replaces an earlier one; an earlier one never shortens a pause in force.
+   * A later time replaces an earlier one; an earlier one never shortens a pause in force. Also
+   * removes the other WABAs' pauses that ended more than THROTTLE_KEEP_MS ago.
    */
   recordThrottle(t: StoredThrottle): Promise<void>;
-  // (Each recordThrottle also removes the pauses that ended more than THROTTLE_KEEP_MS ago.)
   /** The pauses still in force at `nowMs`, by WABA. */
   throttles(nowMs: number): Promise<StoredThrottle[]>;
   /** Releases connections and watchers. */
