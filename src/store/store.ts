@@ -650,16 +650,23 @@ export class FileStore implements MigrationStore {
    * every process reads them all. Each removal waits in that WABA's queue and reads the file again
    * first, so this process's own new pause for it is never removed. A pause *another* process
    * writes for it in the instant between that read and the unlink is lost; it is advice, and the
-   * next 80007 teaches it again.
+   * next 80007 teaches it again. A damaged pause file (no pause, see #readThrottle) and a crashed
+   * write's temp file go too once untouched for as long: a live write renames its temp at once.
    */
   async #sweepThrottles(except: string): Promise<void> {
     const before = Date.now() - THROTTLE_KEEP_MS;
+    const untouchedSince = async (file: string) => ((await stat(file).catch(() => null))?.mtimeMs ?? Infinity) < before;
     for (const n of (await namesIn(this.throttlesDir)) ?? []) {
-      if (!/^[0-9]{1,32}\.json$/.test(n) || n === `${except}.json`) continue;
       const file = join(this.throttlesDir, n);
+      const temp = /^([0-9]{1,32})\.json\.[0-9]+\.[0-9]+\.tmp$/.exec(n);
+      if (temp) {
+        if (temp[1] !== except && (await untouchedSince(file))) await unlink(file).catch(() => {});
+        continue;
+      }
+      if (!/^[0-9]{1,32}\.json$/.test(n) || n === `${except}.json`) continue;
       const stale = async () => {
         const t = await this.#readThrottle(file);
-        return t !== null && t.until < before;
+        return t !== null ? t.until < before : untouchedSince(file);
       };
       if (!(await stale())) continue;
       await this.#queueThrottle(n.slice(0, -5), async () => {

@@ -1,6 +1,6 @@
 /** The per-migration lock and the document store. */
 import { spawn } from 'node:child_process';
-import { readFile, writeFile, stat } from 'node:fs/promises';
+import { readdir, readFile, utimes, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/store.js';
@@ -84,6 +84,28 @@ describe('store', () => {
     const store = new FileStore(dir);
     expect(await store.list()).toEqual([]);
     await expect(stat(dir)).rejects.toThrow();
+  });
+});
+
+describe('throttle files', () => {
+  it('a damaged pause file and a crashed write’s temp file are removed once untouched for an hour, not before', async () => {
+    const store = new FileStore(await tempDir(), { fsync: 'never' });
+    const now = Date.now();
+    await store.recordThrottle({ key: '100', until: now + 60_000, code: 80007 }); // creates the directory
+    const dir = store.throttlesDir;
+    const hoursAgo = (h: number) => new Date(now - h * 3_600_000);
+    await writeFile(join(dir, '201.json'), '{"key": "201", "unt'); // damaged, old
+    await utimes(join(dir, '201.json'), hoursAgo(2), hoursAgo(2));
+    await writeFile(join(dir, '202.json'), 'not json'); // damaged, recent: may be someone's doing right now
+    await writeFile(join(dir, '203.json.4242.7.tmp'), '{}'); // a crashed write's temp, old
+    await utimes(join(dir, '203.json.4242.7.tmp'), hoursAgo(2), hoursAgo(2));
+    await writeFile(join(dir, '204.json.4242.8.tmp'), '{}'); // a write in progress
+    await writeFile(join(dir, 'notes.txt'), 'left by a person'); // not ours: never touched
+    await utimes(join(dir, 'notes.txt'), hoursAgo(2), hoursAgo(2));
+    // A damaged file is no pause, and listing it fails nothing.
+    expect((await store.throttles(0)).map((t) => t.key)).toEqual(['100']);
+    await store.recordThrottle({ key: '300', until: now + 60_000, code: 4 });
+    expect((await readdir(dir)).sort()).toEqual(['100.json', '202.json', '204.json.4242.8.tmp', '300.json', 'notes.txt']);
   });
 });
 
