@@ -14,47 +14,79 @@ const NEED_TEXT: Record<string, string> = {
   fix_failure: 'the failure read and fixed, then batch resume',
 };
 
+/** "4m 05s", "12s", "1h 02m": how long until a pause lifts, for a live countdown. */
+export function countdown(ms: number): string {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
 export class BatchProgress {
   #bar: import('cli-progress').SingleBar | null = null;
   #done = 0;
   readonly #enabled: boolean;
-  readonly #tty = Boolean(process.stderr.isTTY);
-  #throttle = '';
-  #throttleUntil = 0;
+  readonly #stream: NodeJS.WritableStream & { isTTY?: boolean };
+  /** WABAs Meta paused, and until when (ms): the bar counts down to the last of them. */
+  readonly #paused = new Map<string, number>();
+  #tick: NodeJS.Timeout | null = null;
 
   constructor(
     enabled: boolean,
     public total: number,
+    stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
   ) {
     this.#enabled = enabled;
+    this.#stream = stream;
   }
 
   async init(label: string): Promise<void> {
-    if (!this.#enabled || !this.#tty) return;
+    if (!this.#enabled || !this.#stream.isTTY) return;
     const { SingleBar, Presets } = await import('cli-progress');
-    this.#bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} rows {note}`, stream: process.stderr, hideCursor: true, clearOnComplete: false }, Presets.shades_classic);
+    this.#bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} rows {note}`, stream: this.#stream, hideCursor: true, clearOnComplete: false }, Presets.shades_classic);
     this.#bar.start(this.total, 0, { note: '' });
+  }
+
+  /** The bar's note: the pause that lifts last, counting down each second, and how many others. */
+  #note(): string {
+    const now = Date.now();
+    for (const [waba, until] of this.#paused) if (until <= now) this.#paused.delete(waba);
+    if (this.#paused.size === 0) {
+      if (this.#tick) clearInterval(this.#tick);
+      this.#tick = null;
+      return '';
+    }
+    const [waba, until] = [...this.#paused].sort((a, b) => b[1] - a[1])[0]!;
+    const others = this.#paused.size - 1;
+    return pc.yellow(`Meta's rate limit on WABA ${waba}: resumes in ${countdown(until - now)}${others ? ` (${others} more WABA${others > 1 ? 's' : ''} paused)` : ''}`);
   }
 
   event(e: BatchEvent): void {
     if (!this.#enabled) return;
     if (e.type === 'throttle') {
-      this.#throttle = e.message;
-      this.#throttleUntil = e.until;
-      if (this.#bar) this.#bar.update(this.#done, { note: pc.yellow(e.message) });
-      else process.stderr.write(`${e.message}\n`);
+      this.#paused.set(e.waba, Math.max(e.until, this.#paused.get(e.waba) ?? 0));
+      if (!this.#bar) {
+        this.#stream.write(`${e.message}\n`);
+        return;
+      }
+      this.#bar.update(this.#done, { note: this.#note() });
+      // The countdown moves on its own while rows wait; it never keeps the process alive.
+      this.#tick ??= setInterval(() => this.#bar?.update(this.#done, { note: this.#note() }), 1000);
+      this.#tick.unref();
       return;
     }
     if (e.type === 'group') {
-      if (!this.#bar) process.stderr.write(`shared checks for group ${e.key}: ${e.ok ? 'done' : `failed (${e.error})`}\n`);
+      if (!this.#bar) this.#stream.write(`shared checks for group ${e.key}: ${e.ok ? 'done' : `failed (${e.error})`}\n`);
       return;
     }
     this.#done++;
-    if (this.#bar) this.#bar.update(this.#done, { note: Date.now() < this.#throttleUntil ? pc.yellow(this.#throttle) : '' });
-    else process.stderr.write(`line ${e.line} ${e.phone} → ${e.state}${e.error ? ` (${e.error})` : ''}\n`);
+    if (this.#bar) this.#bar.update(this.#done, { note: this.#note() });
+    else this.#stream.write(`line ${e.line} ${e.phone} → ${e.state}${e.error ? ` (${e.error})` : ''}\n`);
   }
 
   stop(): void {
+    if (this.#tick) clearInterval(this.#tick);
+    this.#tick = null;
     this.#bar?.stop();
     this.#bar = null;
   }
