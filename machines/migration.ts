@@ -192,6 +192,17 @@ const carryPending = (ctx: MigrationContext) =>
     (!!ctx.input.carrySettings && (ctx.carryOver ?? []).some((l) => (API_DATA_SETTINGS as readonly string[]).includes(l.setting) && !l.applied)));
 
 const failureOf = (event: { error?: unknown }) => toFailure(event.error);
+
+/**
+ * A step's error in a top-level state: waiting_retry when it may pass later (the retryable guard
+ * says when: transient errors, rate limits, within the step's attempts), else failed. One place
+ * for the rule every step shares; a step with errors of its own puts its cases before these.
+ */
+const retryOrFail = <S extends Step>(step: S) =>
+  [
+    { guard: { type: 'retryable' as const, params: { step } }, target: 'waiting_retry' as const, actions: { type: 'scheduleRetry' as const, params: { step } } },
+    { target: 'failed' as const, actions: { type: 'recordFailure' as const, params: { step } } },
+  ];
 const isKind = (event: { error?: unknown }, kind: FailureInfo['kind'], field?: string) => {
   const f = failureOf(event);
   return f.kind === kind && (field === undefined || f.field === field);
@@ -335,10 +346,7 @@ export const migrationMachine = setup({
             { type: 'stepSucceeded', params: { step: 'checking' } },
           ],
         },
-        onError: [
-          { guard: { type: 'retryable', params: { step: 'checking' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'checking' } } },
-          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'checking' } } },
-        ],
+        onError: retryOrFail('checking'),
       },
     },
     /** Transient routing after checks: a check short of `pass` blocks; otherwise where the number
@@ -397,10 +405,7 @@ export const migrationMachine = setup({
             { type: 'stepSucceeded', params: { step: 'snapshotting' } },
           ],
         },
-        onError: [
-          { guard: { type: 'retryable', params: { step: 'snapshotting' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'snapshotting' } } },
-          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'snapshotting' } } },
-        ],
+        onError: retryOrFail('snapshotting'),
       },
     },
     /** The backup is kept in the runner's memory only (never in the snapshot); register fetches
@@ -411,10 +416,7 @@ export const migrationMachine = setup({
         src: 'backup',
         input: ({ context }) => ({ input: context.input, phoneNumberId: context.phoneNumberId! }),
         onDone: { target: 'registering', actions: { type: 'stepSucceeded', params: { step: 'backing_up' } } },
-        onError: [
-          { guard: { type: 'retryable', params: { step: 'backing_up' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'backing_up' } } },
-          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'backing_up' } } },
-        ],
+        onError: retryOrFail('backing_up'),
       },
     },
     carrying_settings: {
@@ -426,10 +428,7 @@ export const migrationMachine = setup({
           target: 'confirming',
           actions: [assign(({ event }) => ({ carryOver: event.output.carryOver })), { type: 'stepSucceeded', params: { step: 'carrying_settings' } }],
         },
-        onError: [
-          { guard: { type: 'retryable', params: { step: 'carrying_settings' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'carrying_settings' } } },
-          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'carrying_settings' } } },
-        ],
+        onError: retryOrFail('carrying_settings'),
       },
     },
     creating: {
@@ -446,10 +445,7 @@ export const migrationMachine = setup({
             { type: 'stepSucceeded', params: { step: 'creating' } },
           ],
         },
-        onError: [
-          { guard: { type: 'retryable', params: { step: 'creating' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'creating' } } },
-          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'creating' } } },
-        ],
+        onError: retryOrFail('creating'),
       },
     },
     requesting_code: {
@@ -496,8 +492,7 @@ export const migrationMachine = setup({
             target: 'registering',
             actions: [assign({ codeVerified: true }), 'clearIntent', { type: 'stepSucceeded', params: { step: 'requesting_code' } }],
           },
-          { guard: { type: 'retryable', params: { step: 'requesting_code' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'requesting_code' } } },
-          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'requesting_code' } } },
+          ...retryOrFail('requesting_code'),
         ],
       },
     },
@@ -662,10 +657,7 @@ export const migrationMachine = setup({
           target: 'completed',
           actions: [assign(({ event }) => ({ result: event.output })), { type: 'stepSucceeded', params: { step: 'confirming' } }],
         },
-        onError: [
-          { guard: { type: 'retryable', params: { step: 'confirming' } }, target: 'waiting_retry', actions: { type: 'scheduleRetry', params: { step: 'confirming' } } },
-          { target: 'failed', actions: { type: 'recordFailure', params: { step: 'confirming' } } },
-        ],
+        onError: retryOrFail('confirming'),
       },
     },
     waiting_retry: {
