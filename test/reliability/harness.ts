@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { watch } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { FileStore, type MigrationStore } from '../../src/store/store.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { FIXTURES, GraphSandbox, prng, type FaultRates } from '../../src/sandbox/index.js';
@@ -246,6 +247,24 @@ export async function runHarness(opts: HarnessOptions = DEFAULT_HARNESS): Promis
   await rm(dir, { recursive: true, force: true });
   v.seconds = Math.round((performance.now() - started) / 100) / 10;
   return v;
+}
+
+/**
+ * The verdict every store must earn: every run completed; no create, register or request_code
+ * beyond what was asked; nothing corrupt; no history gap; and the harness really did kill and
+ * fault (a verdict with no kills proves nothing). Prints the table first, so a failure shows it.
+ */
+export function expectSound(v: Verdict, title: string): void {
+  console.log(`\n${title}\n${verdictTable(v)}\n${v.failures.slice(0, 20).join('\n')}`);
+  expect(v.failures).toEqual([]);
+  expect(v.completed).toBe(v.runs);
+  expect(v.duplicateCreates).toBe(0);
+  expect(v.duplicateRegisters).toBe(0);
+  expect(v.extraCodeRequests).toBe(0);
+  expect(v.corruptDocuments).toBe(0);
+  expect(v.historyGaps).toBe(0);
+  expect(v.kills).toBeGreaterThan(v.runs / 2);
+  expect(v.faultsInjected).toBeGreaterThan(0);
 }
 
 export function verdictTable(v: Verdict): string {
