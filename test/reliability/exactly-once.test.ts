@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { copyFile, lstat, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/store.js';
 import { MigrationLockLostError } from '../../src/store/lock.js';
@@ -47,6 +48,11 @@ async function holder(dir: string, ids: string[]): Promise<ChildProcessWithoutNu
   return child;
 }
 
+/** Each line a child prints is one JSON answer, handed to `fn`. */
+function onJsonLines<T>(child: { stdout: NodeJS.ReadableStream }, fn: (answer: T) => void): void {
+  createInterface({ input: child.stdout }).on('line', (line) => fn(JSON.parse(line) as T));
+}
+
 async function kill9(child: ChildProcessWithoutNullStreams): Promise<void> {
   child.kill('SIGKILL');
   await new Promise((r) => child.once('close', r));
@@ -81,18 +87,9 @@ describe('the lock cannot be shared', () => {
     const results = new Map<number, { got: boolean; err?: string; t0?: number; t1?: number }[]>();
     const waiting = new Map<number, () => void>();
     for (const p of procs) {
-      let buf = '';
-      p.stdout.on('data', (d) => {
-        buf += d;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const r = JSON.parse(buf.slice(0, i)) as { k: number; got: boolean; err?: string; t0?: number; t1?: number };
-          buf = buf.slice(i + 1);
-          const list = results.get(r.k) ?? [];
-          list.push(r);
-          results.set(r.k, list);
-          waiting.get(r.k)?.();
-        }
+      onJsonLines<{ k: number; got: boolean; err?: string; t0?: number; t1?: number }>(p, (r) => {
+        results.set(r.k, [...(results.get(r.k) ?? []), r]);
+        waiting.get(r.k)?.();
       });
     }
     let doubles = 0;
@@ -175,16 +172,9 @@ describe('the lock cannot be shared', () => {
         for (const p of procs) p.once('exit', (c) => reject(new Error(`a racer exited (${c})`)));
       });
       for (const p of procs) {
-        let buf = '';
-        p.stdout.on('data', (d) => {
-          buf += d;
-          let i;
-          while ((i = buf.indexOf('\n')) >= 0) {
-            const a = JSON.parse(buf.slice(0, i)) as { id: string; ok?: string; err?: string };
-            buf = buf.slice(i + 1);
-            answers.set(a.id, [...(answers.get(a.id) ?? []), a]);
-            onAnswer();
-          }
+        onJsonLines<{ id: string; ok?: string; err?: string }>(p, (a) => {
+          answers.set(a.id, [...(answers.get(a.id) ?? []), a]);
+          onAnswer();
         });
       }
       const e = w.engine();
