@@ -5,8 +5,10 @@
  * each figure works in its own throwaway database.
  *
  * P1. One transition's write: PostgresStore vs FileStore vs the raw floor of each.
- * P2. Durable vs plain, 200 migrations, 20 at a time, 20 ms Graph latency, on PostgreSQL; and the
- *     engine's floor (the same on a store that costs next to nothing).
+ * P2. Durable vs plain, 200 migrations, 20 at a time, 20 ms Graph latency, on PostgreSQL; the
+ *     engine's floor (the same on a store that costs next to nothing); the writes alone (that floor
+ *     plus one committed statement per save, nothing else); and, for each kind of run, where the
+ *     CPU went (this process's main thread on a CPU and waiting for one, the process, the server).
  * P3. `list` over 100,000 migrations: first page, full --json streamed, peak memory.
  * P4. `waba-migrate work --once` processes (the real CLI): 1 vs 3 on 1,000 due migrations, 20 ms latency.
  */
@@ -21,7 +23,7 @@ import { FloorStore } from './floor-store.js';
 import { FileStore, type MigrationStore } from '../src/store/store.js';
 import { FIXTURES } from '../src/sandbox/index.js';
 import type { BatchRecord, MigrationDocument } from '../src/store/document.js';
-import { loadResults, markdownTable, median, migrateAll, phoneOf, saveResults, plain, pool, remoteSandbox, sampleDocument, timed } from './run.js';
+import { CpuProbe, loadResults, markdownTable, median, migrateAll, phoneOf, saveResults, plain, pool, remoteSandbox, sampleDocument, timed } from './run.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -207,13 +209,13 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   return (clientQuery as (...a: unknown[]) => unknown).apply(this, args);
 } as typeof clientQuery;
 
-async function orchestratedPg(n: number, concurrency: number, latencyMs: number, fsync: 'barriers' | 'never', count?: (statements: number) => void): Promise<number> {
+async function orchestratedPg(n: number, concurrency: number, latencyMs: number, fsync: 'barriers' | 'never', count?: (statements: number) => void, probe?: CpuProbe): Promise<number> {
   const sandbox = await remoteSandbox(latencyMs, n);
   const db = await freshDb();
   const store = new PostgresStore(urlOf(db), { fsync });
   await store.saveBatch(WARM_BATCH); // the schema's set-up (by the first write) is not part of the runs
   Object.assign(sent, { counting: count !== undefined, statements: 0 });
-  const ms = await migrateAll(store, sandbox, n, concurrency);
+  const ms = await migrateAll(store, sandbox, n, concurrency, probe);
   sent.counting = false;
   count?.(sent.statements);
   await store.close();
@@ -226,10 +228,35 @@ async function orchestratedPg(n: number, concurrency: number, latencyMs: number,
  * The engine's own floor: the same migrations on a store that costs nothing but turning documents
  * into text and back (bench/floor-store.ts). What P2 measures above this is the store's part.
  */
-async function orchestratedFloor(n: number, concurrency: number, latencyMs: number): Promise<number> {
+async function orchestratedFloor(n: number, concurrency: number, latencyMs: number, probe?: CpuProbe): Promise<number> {
   const sandbox = await remoteSandbox(latencyMs, n);
-  const ms = await migrateAll(new FloorStore(), sandbox, n, concurrency);
+  const ms = await migrateAll(new FloorStore(), sandbox, n, concurrency, probe);
   await sandbox.stop();
+  return ms;
+}
+
+/**
+ * The writes alone: the engine on the floor instrument with every save also sent to PostgreSQL as
+ * the store sends it (one statement: the document's row and its new history rows, committed,
+ * synchronously where the store's would be), on bare tables with primary keys only, over as many
+ * connections as the store's lease sessions (4). No lock, read, fence or notify: one committed
+ * write per transition and nothing else, the least any store keeping that promise costs here.
+ */
+async function orchestratedWritesOnly(n: number, concurrency: number, latencyMs: number, probe?: CpuProbe): Promise<number> {
+  const sandbox = await remoteSandbox(latencyMs, n);
+  const db = await freshDb();
+  const writes = new pg.Pool({ connectionString: urlOf(db), max: 4 });
+  await writes.query('CREATE TABLE floor_doc (id text PRIMARY KEY, doc json NOT NULL); CREATE TABLE floor_hist (id text NOT NULL, n int NOT NULL, entry jsonb NOT NULL, PRIMARY KEY (id, n))');
+  const text = `WITH u AS (INSERT INTO floor_doc VALUES ($1, $2::json) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc RETURNING id),
+      h AS (INSERT INTO floor_hist SELECT $1, (e->>'n')::int, e FROM jsonb_array_elements($3::jsonb) e WHERE EXISTS (SELECT 1 FROM u) RETURNING n)
+    SELECT (SELECT count(*) FROM h)::int AS added, set_config('synchronous_commit', $4, true) AS sync`;
+  const store = new FloorStore(async (id, body, entries, durable) => {
+    await writes.query({ name: 'writes_only', text, values: [id, body, entries, durable ? 'on' : 'off'] });
+  });
+  const ms = await migrateAll(store, sandbox, n, concurrency, probe);
+  await writes.end();
+  await sandbox.stop();
+  await dropDb(db);
   return ms;
 }
 
@@ -238,18 +265,38 @@ async function durableVsPlainPg(latencyMs: number) {
   const o: number[] = [];
   const nf: number[] = [];
   const fl: number[] = [];
+  const wo: number[] = [];
   const p: number[] = [];
+  // Where the CPU went in each kind of run (per migration, medians over the runs): see CpuProbe.
+  const cpu = { durable: [] as CpuProbe['result'][], writesOnly: [] as CpuProbe['result'][], floor: [] as CpuProbe['result'][], plain: [] as CpuProbe['result'][] };
   await orchestratedPg(20, 20, latencyMs, 'barriers');
   await plain(20, 20, latencyMs);
   let statements = 0;
   for (let r = 0; r < REPS; r++) {
-    o.push(await orchestratedPg(n, 20, latencyMs, 'barriers', (k) => (statements = k / n)));
+    const probes = { durable: new CpuProbe(), writesOnly: new CpuProbe(), floor: new CpuProbe(), plain: new CpuProbe() };
+    o.push(await orchestratedPg(n, 20, latencyMs, 'barriers', (k) => (statements = k / n), probes.durable));
     nf.push(await orchestratedPg(n, 20, latencyMs, 'never'));
-    fl.push(await orchestratedFloor(n, 20, latencyMs));
-    p.push(await plain(n, 20, latencyMs));
+    wo.push(await orchestratedWritesOnly(n, 20, latencyMs, probes.writesOnly));
+    fl.push(await orchestratedFloor(n, 20, latencyMs, probes.floor));
+    p.push(await plain(n, 20, latencyMs, probes.plain));
+    for (const k of ['durable', 'writesOnly', 'floor', 'plain'] as const) cpu[k].push(probes[k].result);
   }
-  const floor = { floorMs: median(fl), floorRatio: median(fl.map((x, i) => x / p[i]!)) };
-  return { migrations: n, concurrency: 20, latencyMs, statementsPerMigration: statements, orchestratorMs: median(o), asyncCommitMs: median(nf), plainMs: median(p), ratio: median(o.map((x, i) => x / p[i]!)), asyncRatio: median(nf.map((x, i) => x / p[i]!)), ...floor };
+  const floor = { floorMs: median(fl), floorRatio: median(fl.map((x, i) => x / p[i]!)), writesOnlyMs: median(wo), writesOnlyRatio: median(wo.map((x, i) => x / p[i]!)) };
+  const where = (runs: CpuProbe['result'][], ms: number[]) => {
+    if (runs.some((x) => x === null)) return null;
+    const rs = runs as NonNullable<CpuProbe['result']>[];
+    return {
+      mainOnCpuMsPerMigration: median(rs.map((x) => x.mainOnCpuMs / n)),
+      mainWaitMsPerMigration: median(rs.map((x) => x.mainWaitMs / n)),
+      // The main thread's busy share of the run's wall time: on a CPU or waiting for one.
+      mainBusy: median(rs.map((x, i) => (x.mainOnCpuMs + x.mainWaitMs) / ms[i]!)),
+      processCpuMsPerMigration: median(rs.map((x) => x.processCpuMs / n)),
+      otherCpuMsPerMigration: median(rs.map((x) => x.otherCpuMs / n)),
+      machineBusy: median(rs.map((x) => x.machineBusy)),
+    };
+  };
+  const cpuUse = { durable: where(cpu.durable, o), writesOnly: where(cpu.writesOnly, wo), floor: where(cpu.floor, fl), plain: where(cpu.plain, p) };
+  return { migrations: n, concurrency: 20, latencyMs, statementsPerMigration: statements, orchestratorMs: median(o), asyncCommitMs: median(nf), plainMs: median(p), ratio: median(o.map((x, i) => x / p[i]!)), asyncRatio: median(nf.map((x, i) => x / p[i]!)), ...floor, cpuUse };
 }
 
 // ---- P3. list over 100,000 migrations -------------------------------------------------------
@@ -399,6 +446,19 @@ async function main() {
     rows.push([`P2. ${p2.migrations} migrations, 20 at a time, 20 ms latency, PostgreSQL (durable commits${'statementsPerMigration' in p2 && p2.statementsPerMigration ? `; ${fmt(p2.statementsPerMigration, 1)} statements per migration` : ''})`, `${fmt(p2.orchestratorMs, 0)} ms vs plain ${fmt(p2.plainMs, 0)} ms`, `${fmt(p2.ratio, 3)}×`, '≤ 1.10×']);
     rows.push([`P2. same, synchronous_commit off (fsync: never)`, `${fmt(p2.asyncCommitMs, 0)} ms vs plain ${fmt(p2.plainMs, 0)} ms`, `${fmt(p2.asyncRatio, 3)}×`, '(reported)']);
     if ('floorMs' in p2 && p2.floorMs !== undefined) rows.push([`P2. the engine's floor: same, on a store that costs nothing but (de)serialising documents (bench/floor-store.ts)`, `${fmt(p2.floorMs, 0)} ms vs plain ${fmt(p2.plainMs, 0)} ms`, `${fmt(p2.floorRatio!, 3)}×`, '(reported)']);
+    if ('writesOnlyMs' in p2 && p2.writesOnlyMs !== undefined) rows.push([`P2. the writes alone: the floor's run, each save also sent to PostgreSQL as one committed statement (bare tables; no lock, read, fence or notify)`, `${fmt(p2.writesOnlyMs, 0)} ms vs plain ${fmt(p2.plainMs, 0)} ms`, `${fmt(p2.writesOnlyRatio!, 3)}×`, '(reported)']);
+    if ('cpuUse' in p2 && p2.cpuUse) {
+      for (const [k, label] of [['durable', 'PostgreSQL, durable'], ['writesOnly', 'the writes alone'], ['floor', "the engine's floor"], ['plain', 'plain']] as const) {
+        const c = (p2.cpuUse as Partial<Record<string, NonNullable<typeof p2.cpuUse>['durable']>>)[k];
+        if (c)
+          rows.push([
+            `P2. where the CPU went, ${label}: per migration, the main thread on a CPU + waiting for one; the whole process; the rest of the machine (the server); main thread busy / machine busy`,
+            `${fmt(c.mainOnCpuMsPerMigration, 2)} + ${fmt(c.mainWaitMsPerMigration, 2)} ms; ${fmt(c.processCpuMsPerMigration, 2)} ms; ${fmt(c.otherCpuMsPerMigration, 2)} ms`,
+            `${fmt(c.mainBusy * 100, 0)} % / ${fmt(c.machineBusy * 100, 0)} %`,
+            '(reported)',
+          ]);
+      }
+    }
   }
   if (p3) {
     rows.push([`P3. list first page (50) over ${p3.migrations} migrations: query / whole CLI`, `${fmt(p3.firstPageQueryMs, 1)} ms / ${fmt(p3.firstPageCliMs, 0)} ms`, '', '< 100 ms']);

@@ -78,9 +78,47 @@ async function remoteSandbox(latencyMs: number, tenants: number): Promise<Remote
   };
 }
 
+/**
+ * Where a run's CPU went (Linux /proc), around the timed part of a run: this process's main thread
+ * (it runs the engine and every driver's JavaScript) on a CPU and runnable but waiting for one;
+ * the whole process (with the simulator's thread and V8's compiler and GC threads); the rest of
+ * the machine (here: the PostgreSQL server); the machine's busy share. `result` stays null where
+ * /proc cannot be read.
+ */
+class CpuProbe {
+  result: { mainOnCpuMs: number; mainWaitMs: number; processCpuMs: number; otherCpuMs: number; machineBusy: number } | null = null;
+  #start: Awaited<ReturnType<typeof CpuProbe.read>> = null;
+
+  static async read(): Promise<{ on: number; wait: number; proc: number; busy: number; total: number } | null> {
+    try {
+      // schedstat: ns on a CPU, ns runnable but waiting, timeslices. The main thread's tid is the pid.
+      const [on, wait] = (await readFile(`/proc/self/task/${process.pid}/schedstat`, 'utf8')).trim().split(/\s+/).map(Number);
+      // /proc/stat's first line: the machine's CPU time in clock ticks (100 a second), idle and iowait 4th and 5th.
+      const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      const total = cpu.reduce((a, b) => a + b, 0) * 10;
+      const { user, system } = process.cpuUsage();
+      return { on: on! / 1e6, wait: wait! / 1e6, proc: (user + system) / 1000, busy: total - (cpu[3]! + cpu[4]!) * 10, total };
+    } catch {
+      return null;
+    }
+  }
+
+  async begin(): Promise<void> {
+    this.#start = await CpuProbe.read();
+  }
+
+  async end(): Promise<void> {
+    const [a, b] = [this.#start, await CpuProbe.read()];
+    if (!a || !b) return void (this.result = null);
+    const processCpuMs = b.proc - a.proc;
+    this.result = { mainOnCpuMs: b.on - a.on, mainWaitMs: b.wait - a.wait, processCpuMs, otherCpuMs: Math.max(0, b.busy - a.busy - processCpuMs), machineBusy: (b.busy - a.busy) / (b.total - a.total) };
+  }
+}
+
 /** n migrations start → code → completed on `store`, `concurrency` at a time; the time it took. */
-async function migrateAll(store: MigrationStore, sandbox: RemoteSandbox, n: number, concurrency: number): Promise<number> {
+async function migrateAll(store: MigrationStore, sandbox: RemoteSandbox, n: number, concurrency: number, probe?: CpuProbe): Promise<number> {
   const engine = new MigrationEngine({ store, token: FIXTURES.token, graphUrl: sandbox.url, operator: 'bench' });
+  await probe?.begin();
   const t0 = now();
   await pool(n, concurrency, async (i) => {
     const id = `b${i}`;
@@ -89,7 +127,9 @@ async function migrateAll(store: MigrationStore, sandbox: RemoteSandbox, n: numb
     const done = await engine.submitCode(id, await sandbox.code(v.phoneNumberId!), '123456');
     if (done.state !== 'completed') throw new Error(`bench migration ${id} ended ${done.state}`);
   });
-  return now() - t0;
+  const ms = now() - t0;
+  await probe?.end();
+  return ms;
 }
 
 /** n migrations on a file store in a new temp directory. */
@@ -103,7 +143,7 @@ async function orchestrated(n: number, concurrency: number, latencyMs: number, f
 }
 
 /** The same HTTP calls, in the same order and the same parallel groups, with no state at all. */
-async function plain(n: number, concurrency: number, latencyMs: number): Promise<number> {
+async function plain(n: number, concurrency: number, latencyMs: number, probe?: CpuProbe): Promise<number> {
   const sandbox = await remoteSandbox(latencyMs, n);
   const base = `${sandbox.url}/v23.0`;
   const headers = { authorization: `Bearer ${FIXTURES.token}`, 'content-type': 'application/json' };
@@ -113,6 +153,7 @@ async function plain(n: number, concurrency: number, latencyMs: number): Promise
     if (r.statusCode !== 200) throw new Error(`${method} ${path}: ${r.statusCode}`);
     return json;
   };
+  await probe?.begin();
   const t0 = now();
   await pool(n, concurrency, async (i) => {
     const { destWabaId: dest, sourceWabaId: src, businessId: biz } = sandbox.tenants[i]!;
@@ -126,6 +167,7 @@ async function plain(n: number, concurrency: number, latencyMs: number): Promise
     await Promise.all([call('GET', `/${id}?fields=id,status,code_verification_status,display_phone_number,verified_name,quality_rating`), call('GET', `/${dest}/phone_numbers?fields=id,display_phone_number,verified_name,status,code_verification_status,quality_rating&limit=100`), call('GET', `/${dest}/subscribed_apps`)]);
   });
   const ms = now() - t0;
+  await probe?.end();
   await sandbox.stop();
   return ms;
 }
@@ -369,4 +411,4 @@ async function saveResults(keys: Record<string, unknown>): Promise<void> {
 // Run when executed (npm run bench); bench/pg.ts imports the helpers above without running it.
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) await main();
 
-export { loadResults, markdownTable, median, migrateAll, orchestrated, saveResults, pool, phoneOf, plain, remoteSandbox, timed, sampleDocument, type RemoteSandbox };
+export { CpuProbe, loadResults, markdownTable, median, migrateAll, orchestrated, saveResults, pool, phoneOf, plain, remoteSandbox, timed, sampleDocument, type RemoteSandbox };
