@@ -140,7 +140,9 @@ function readCsv(text: string, source: string): RawRow[] {
   } catch (e) {
     if (e instanceof CsvError) {
       const line = (e as CsvError & { lines?: number }).lines ?? 1;
-      throw new BatchInputError([{ line, column: '-', message: `not valid CSV (${e.message.replace(/^Invalid [^:]*: /, '')}): quote cells that contain commas or quotes ("…", "" for a quote), one row per line` }], source);
+      // csv-parse may quote the cell's text ("value is …"): it can be a code or a PIN, never echoed.
+      const why = e.message.replace(/^Invalid [^:]*: /, '').replace(/,? value is .*$/s, '').replace(/ got ".*?"/s, ' got an unexpected character');
+      throw new BatchInputError([{ line, column: '-', message: `not valid CSV (${why}): quote cells that contain commas or quotes ("…", "" for a quote), one row per line` }], source);
     }
     throw e;
   }
@@ -157,7 +159,9 @@ function readJsonl(text: string, source: string): RawRow[] {
     try {
       obj = JSON.parse(raw);
     } catch (e) {
-      problems.push({ line, column: '-', message: `not valid JSON (${(e as Error).message}): one JSON object per line, e.g. {"phone":"+16315551000","source_waba":"1111","dest_waba":"2222"}` });
+      // V8 quotes the text around the fault ("…"pin":'246810'…"): it can be a code or a PIN, never echoed.
+      const why = (e as Error).message.replace(/^(Unexpected token '.*?'),.*$/s, '$1');
+      problems.push({ line, column: '-', message: `not valid JSON (${why}): one JSON object per line, e.g. {"phone":"+16315551000","source_waba":"1111","dest_waba":"2222"}` });
       return;
     }
     if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {

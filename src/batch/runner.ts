@@ -40,7 +40,7 @@ export interface FleetRow extends BatchRow {
 export const onPremRows = (rows: BatchRow[]): FleetRow[] => (rows as FleetRow[]).filter((r) => r.from === 'onprem');
 
 export type BatchEvent =
-  | { type: 'row'; batch: string; line: number; phone: string; migrationId: string; state: StateName | 'pending'; view?: MigrationView; error?: string }
+  | { type: 'row'; batch: string; line: number; phone: string; migrationId: string; state: StateName | 'pending'; view?: MigrationView; error?: string; errorName?: string }
   | { type: 'group'; batch: string; key: string; ref: string; ok: boolean; error?: string }
   | { type: 'throttle'; batch: string; waba: string; until: number; message: string };
 
@@ -56,7 +56,8 @@ export interface CodeRowResult {
   line: number;
   migrationId: string;
   phone: string;
-  outcome: 'submitted' | 'skipped' | 'error';
+  /** `refused`: Meta did not accept the code (wrong or expired); the migration still waits for one. */
+  outcome: 'submitted' | 'skipped' | 'refused' | 'error';
   state: StateName | null;
   detail: string;
 }
@@ -310,9 +311,13 @@ export class BatchRunner {
   async start(text: string, opts: { id?: string; name?: string; concurrency?: number; pin?: string; policy?: Partial<Policy> } = {}): Promise<BatchSummary> {
     const pin = opts.pin !== undefined ? parsePin(opts.pin) : undefined;
     this.engine.graphClient(); // token and URL checked before anything is written
-    const { record, existing } = await this.prepare(text, opts);
+    let { record, existing } = await this.prepare(text, opts);
     const lease = await this.store.lockBatch(record.id);
     try {
+      // Under the lock, again: another process may have created (or cancelled) this batch since
+      // it was read; validating again then refuses other rows or a cancelled batch, or continues it.
+      const now = await this.#loadBatchOrNull(record.id);
+      if (now && (!existing || now.cancelled)) ({ record, existing } = await this.prepare(text, { ...opts, id: record.id }));
       // Rows and their migration ids are on disk before the first migration starts.
       if (!existing) await this.store.saveBatch(record);
       await this.#run(record, lease, { pin, concurrency: opts.concurrency });
@@ -332,7 +337,10 @@ export class BatchRunner {
     if (record.cancelled) throw new InputError('batch', `batch "${id}" was cancelled on ${record.cancelled.at}; nothing to resume`);
     const lease = await this.store.lockBatch(id);
     try {
-      await this.#run(await this.store.loadBatch(id), lease, { pin, concurrency: opts.concurrency });
+      // Read again under the lock: a `batch cancel` may have finished between the check and the lock.
+      const locked = await this.store.loadBatch(id);
+      if (locked.cancelled) throw new InputError('batch', `batch "${id}" was cancelled on ${locked.cancelled.at}; nothing to resume`);
+      await this.#run(locked, lease, { pin, concurrency: opts.concurrency });
       await noteBatchFinished(this.store, id, lease);
     } finally {
       await lease.release();
@@ -392,6 +400,15 @@ export class BatchRunner {
       budget.off('throttle', onThrottle);
       await sharing.stop();
       await saving;
+    }
+  }
+
+  async #loadBatchOrNull(id: string): Promise<BatchRecord | null> {
+    try {
+      return await this.store.loadBatch(id);
+    } catch (e) {
+      if ((e as Error).name === 'BatchNotFoundError') return null;
+      throw e;
     }
   }
 
@@ -491,7 +508,7 @@ export class BatchRunner {
           this.#emit({ type: 'row', batch: id, line: row.line, phone: row.phone, migrationId: row.migrationId, state: view.state, view });
         } catch (e) {
           if ((e as Error).name === 'MigrationNotFoundError') return; // never started: the batch mark covers it
-          this.#emit({ type: 'row', batch: id, line: row.line, phone: row.phone, migrationId: row.migrationId, state: (await this.#stateOf(row.migrationId)) ?? 'pending', error: (e as Error).message });
+          this.#emit({ type: 'row', batch: id, line: row.line, phone: row.phone, migrationId: row.migrationId, state: (await this.#stateOf(row.migrationId)) ?? 'pending', error: (e as Error).message, errorName: (e as Error).name });
         }
       });
     } finally {
@@ -565,13 +582,21 @@ export class BatchRunner {
           results.push({ ...base, outcome: 'skipped', state: null, detail: (e as Error).name === 'MigrationNotFoundError' ? 'not started yet: run `batch resume` first' : (e as Error).message });
           return;
         }
-        if (doc.state !== 'awaiting_code') {
+        // Verified earlier without a PIN: with one now, it registers (the code is not sent again).
+        const pinOnly = doc.state === 'registering' && (doc.snapshot.context as { hold?: string | null }).hold === 'pin' && j.pin !== undefined;
+        if (doc.state !== 'awaiting_code' && !pinOnly) {
           results.push({ ...base, outcome: 'skipped', state: doc.state, detail: `not waiting for a code (${doc.state}): ${nextAction(doc)}` });
           return;
         }
         try {
           await sharing.refresh();
-          const view = await this.engine.resume(j.row.migrationId, { code: j.code, ...(j.pin ? { pin: j.pin } : {}) });
+          const view = await this.engine.resume(j.row.migrationId, pinOnly ? { pin: j.pin! } : { code: j.code, ...(j.pin ? { pin: j.pin } : {}) });
+          // Still waiting for a code after one was given: Meta refused it (wrong or expired).
+          if (!pinOnly && view.state === 'awaiting_code') {
+            results.push({ ...base, outcome: 'refused', state: view.state, detail: `Meta refused the code (wrong or expired): ${view.nextAction}` });
+            this.#emit({ type: 'row', batch: id, ...base, state: view.state, view, error: 'Meta refused the code' });
+            return;
+          }
           results.push({ ...base, outcome: 'submitted', state: view.state, detail: view.nextAction });
           this.#emit({ type: 'row', batch: id, ...base, state: view.state, view });
         } catch (e) {

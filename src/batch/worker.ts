@@ -269,12 +269,42 @@ export class Worker {
     this.#batchChecks.set(batch, p);
   }
 
+  /** Batch records read for their cancel mark: the reason (null: not cancelled) and when read. A
+   *  cancel is never undone; "not cancelled" is read again after a second (a record of 10,000 rows
+   *  is not parsed once per run). */
+  readonly #batchMarks = new Map<string, { reason: string | null; at: number }>();
+
+  /** The cancel reason of `batch` when it is cancelled, else null. */
+  async #batchCancelled(batch: string): Promise<string | null> {
+    const known = this.#batchMarks.get(batch);
+    if (known && (known.reason !== null || performance.now() - known.at < 1_000)) return known.reason;
+    let reason: string | null = null;
+    try {
+      reason = (await this.store.loadBatch(batch)).cancelled?.reason ?? null;
+    } catch (e) {
+      if ((e as Error).name !== 'BatchNotFoundError') throw e; // no record (e.g. copied alone): nothing cancelled it
+    }
+    this.#batchMarks.set(batch, { reason, at: performance.now() });
+    return reason;
+  }
+
   /** Runs one claimed migration; the run (engine.resume) releases its lease. */
   async #drive(d: DueMigration, lease: Lease): Promise<void> {
     let handed = false;
     try {
       this.#emit({ type: 'picked', id: d.id, state: d.state });
       this.#report.runs++;
+      // A migration of a cancelled batch (busy elsewhere when `batch cancel` ran) is not driven
+      // on: it is cancelled, as the batch record says every unfinished one is.
+      const cancelled = d.batch ? await this.#batchCancelled(d.batch) : null;
+      if (cancelled !== null) {
+        handed = true;
+        await lease.release();
+        const view = await this.engine.cancel(d.id, `batch ${d.batch} cancelled: ${cancelled}`);
+        this.#emit({ type: 'done', id: d.id, view });
+        this.#checkBatch(d.batch!);
+        return;
+      }
       // Shared prerequisite checks for a migration that will run them (once per group per worker run).
       let groupChecks;
       if (d.state === 'checking' || d.state === 'waiting_retry') {

@@ -1,10 +1,11 @@
 /** `waba-migrate batch …`: many numbers as one piece of work (see src/batch/). */
 import type { Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { EXIT, exitCodeFor, UsageError } from '../errors.js';
 import type { GlobalOptions } from '../globals.js';
 import type { OnPremSecrets, TransitionInfo } from '../../runner/engine.js';
 import type { CallSummary } from '../../graph/client.js';
 import type { BatchSummary } from '../../batch/read.js';
+import type { BatchEvent } from '../../batch/runner.js';
 
 /**
  * The On-Premises secrets for a batch with `from = onprem` rows: exactly as `start --from onprem`
@@ -43,7 +44,7 @@ async function readInput(path: string, flag: string): Promise<string> {
 }
 
 /** A runner wired to the CLI: Ctrl-C / SIGTERM stop it cleanly (state saved, locks released). */
-async function runner(g: GlobalOptions, opts: { token?: string; total?: number; label?: string; concurrency?: number; onprem?: OnPremSecrets | undefined }) {
+async function runner(g: GlobalOptions, opts: { token?: string; total?: number; label?: string; concurrency?: number; onprem?: OnPremSecrets | undefined; onEvent?: (e: BatchEvent) => void }) {
   const { BatchRunner } = await import('../../batch/index.js');
   const { graphOptions, storeFor } = await import('../context.js');
   const { BatchProgress } = await import('../batch-output.js');
@@ -61,7 +62,10 @@ async function runner(g: GlobalOptions, opts: { token?: string; total?: number; 
     ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
     ...(opts.onprem ? { onprem: opts.onprem } : {}),
     signal: controller.signal,
-    onEvent: (e) => progress.event(e),
+    onEvent: (e) => {
+      progress.event(e);
+      opts.onEvent?.(e);
+    },
     // --verbose: one stderr line per Graph call and per transition, for every row.
     ...(g.verbosity >= 1
       ? {
@@ -243,11 +247,22 @@ export function registerBatch(program: Command): void {
       const { printJson } = await import('../output.js');
       const { printSummary } = await import('../batch-output.js');
       const g = globals(cmd);
-      const ctx = await runner(g, {});
+      // Migrations that could not be cancelled (running in another process, unreadable): they
+      // are not cancelled, so the command must not report success.
+      const failed: { id: string; error: string; name: string }[] = [];
+      const ctx = await runner(g, { onEvent: (e) => void (e.type === 'row' && e.error !== undefined && failed.push({ id: e.migrationId, error: e.error, name: e.errorName ?? 'Error' })) });
       try {
         const s = await ctx.r.cancel(id);
         if (g.json) printJson(s);
         else printSummary(s);
+        if (failed.length) {
+          if (!g.json)
+            process.stderr.write(
+              `waba-migrate: ${failed.length} migration${failed.length === 1 ? '' : 's'} of batch ${id} could not be cancelled; run \`waba-migrate batch cancel ${id}\` again once ${failed.length === 1 ? 'it is' : 'they are'} free:\n` +
+                failed.map((f) => `  ${f.id}: ${f.error}\n`).join(''),
+            );
+          process.exitCode = exitCodeFor(Object.assign(new Error(failed[0]!.error), { name: failed[0]!.name }));
+        }
       } finally {
         ctx.done();
       }
@@ -278,7 +293,7 @@ export function registerBatch(program: Command): void {
           printCodeResults(results);
           printSummary(summary);
         }
-        process.exitCode = ctx.stoppedCode() ?? (results.some((r) => r.outcome === 'error') ? 4 : 0);
+        process.exitCode = ctx.stoppedCode() ?? (results.some((r) => r.outcome === 'error') ? EXIT.failed : results.some((r) => r.outcome === 'refused') ? EXIT.wrongCode : EXIT.ok);
       } finally {
         ctx.done();
       }
