@@ -86,18 +86,23 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   await app.register(cookie);
 
   app.addHook('onRequest', async (req, reply) => {
-    if (sameSecret(token, bearer(req.headers.authorization))) return;
-    if (sameSecret(session, req.cookies[COOKIE])) {
-      (req as FastifyRequest & { viaCookie?: boolean }).viaCookie = true;
-      return;
-    }
+    const byBearer = sameSecret(token, bearer(req.headers.authorization));
+    const byCookie = !byBearer && sameSecret(session, req.cookies[COOKIE]);
     const url = new URL(req.url, 'http://dashboard.invalid');
     const given = url.searchParams.get('token');
-    if (given !== null && req.method === 'GET' && !isApi(url.pathname) && sameSecret(token, given)) {
+    // A page address carrying ?token= is always answered with a redirect to the clean URL, also
+    // when the browser is already signed in: the token must not stay in the address bar, the
+    // history or the Referer of every request the page makes.
+    if (given !== null && req.method === 'GET' && !isApi(url.pathname) && (byBearer || byCookie || sameSecret(token, given))) {
       url.searchParams.delete('token');
-      reply.setCookie(COOKIE, session, { httpOnly: true, sameSite: 'strict', path: '/', secure: req.protocol === 'https' });
+      if (sameSecret(token, given)) reply.setCookie(COOKIE, session, { httpOnly: true, sameSite: 'strict', path: '/', secure: req.protocol === 'https' });
       // One leading slash only: "//host" would send the browser to another site.
       return reply.header('cache-control', 'no-store').redirect(`/${url.pathname.replace(/^\/+/, '')}${url.search}`, 303);
+    }
+    if (byBearer) return;
+    if (byCookie) {
+      (req as FastifyRequest & { viaCookie?: boolean }).viaCookie = true;
+      return;
     }
     reply.header('www-authenticate', 'Bearer realm="waba-migrate dashboard"');
     if (isApi(url.pathname)) return apiError(reply, 401, 'unauthorized', 'send Authorization: Bearer <token> (the token printed by `waba-migrate serve`, or WABA_DASHBOARD_TOKEN)');
@@ -120,8 +125,11 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
             : err.statusCode && err.statusCode < 500
               ? [err.statusCode, 'bad_request']
               : [500, 'internal'];
-    // Internal errors are not described to the client (they may name paths or internals).
-    const message = status === 500 ? 'internal error' : err.message;
+    // Internal errors are not described to the client (they may name paths or internals). A body
+    // that could not be parsed is not quoted back: JSON.parse's message quotes the text around
+    // the fault, which can be a verification code or a PIN.
+    const unparsed = (err as { code?: string }).code?.startsWith('FST_ERR_CTP_') || err.name === 'SyntaxError';
+    const message = status === 500 ? 'internal error' : unparsed ? `the request body could not be read (${(err as { code?: string }).code ?? 'not valid'}): send JSON, e.g. {"code":"123456","operator":"alice"}; nothing was done` : err.message;
     if (api) return apiError(reply, status, code, message);
     return htmlReply(reply, status, errorPage(status, status === 404 ? 'Not found' : status === 500 ? 'Something went wrong' : 'Cannot show this', message));
   });
@@ -217,7 +225,9 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).header('cache-control', 'max-age=86400').send());
 
   app.get('/static/:name', async (req, reply) => {
-    const a = ASSETS[(req.params as { name: string }).name];
+    const name = (req.params as { name: string }).name;
+    // Own keys only: `constructor`, `__proto__`, … are not files.
+    const a = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
     if (!a) return htmlReply(reply, 404, errorPage(404, 'Not found', 'No such file.'));
     if (req.headers['if-none-match'] === a.etag) return reply.code(304).send();
     return reply.header('etag', a.etag).header('cache-control', 'private, no-cache').type(a.type).send(a.body);
