@@ -179,6 +179,14 @@ function otherRecords(doc: MigrationDocument): Html {
   return html`<h2>Also recorded</h2>${extra.map(([k, v]) => html`<h3>${k}</h3><pre class="record">${JSON.stringify(v, null, 2)}</pre>`)}`;
 }
 
+/** The number's id before the migration: read from the source WABA by the checks (kept as is from On-Premises). */
+function oldPhoneNumberId(view: MigrationView, doc: MigrationDocument): string {
+  if (view.from === 'onprem') return view.phoneNumberId ? `${view.phoneNumberId} (kept: On-Premises keeps its id)` : 'not read yet (the prerequisite checks read it)';
+  if (view.previousPhoneNumberId) return view.previousPhoneNumberId;
+  const checked = doc.history.some((h) => h.from === 'checking');
+  return checked ? 'not seen in the source WABA (e.g. the number was already in the destination)' : 'not read yet (the prerequisite checks read it)';
+}
+
 export function migrationPage(doc: MigrationDocument, view: MigrationView, holder: LockOwner | null, actions: { allowPin: boolean } | null = null, notifications: NotificationPanel | null = null): string {
   const ctx = doc.snapshot.context as Partial<MigrationContext>;
   const visited = new Set<string>(doc.history.flatMap((h) => [h.to, ...(h.from ? [h.from] : [])]));
@@ -187,7 +195,7 @@ export function migrationPage(doc: MigrationDocument, view: MigrationView, holde
     ${row('state', view.state + (view.substate ? ` (${view.substate})` : ''), 'state')}${row('phone', view.phone, 'phone')}
     ${row('verified name', doc.input.verifiedName ?? ctx.result?.verifiedName ?? null)}${row('business', view.businessId)}
     ${row('source WABA', view.sourceWabaId)}${row('destination WABA', view.destWabaId)}
-    ${row('old phone_number_id (source WABA)', ctx.existing && !ctx.adopted ? ctx.existing.id : 'not recorded: the source WABA’s numbers are not read')}
+    ${row('old phone_number_id (source WABA)', oldPhoneNumberId(view, doc))}
     ${row('new phone_number_id (destination)', view.phoneNumberId, 'phoneNumberId')}
     ${row('created', view.createdAt)}${row('updated', view.updatedAt, 'updatedAt')}
     ${row('register calls (72 h)', view.registerCallsLast72h)}${row('lock', holder ? `held by pid ${holder.pid} on ${holder.host}` : 'free')}

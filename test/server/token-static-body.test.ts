@@ -2,7 +2,7 @@
  * Dashboard edges found in review: `/static/` serves only shipped files (not Object.prototype's
  * names), a page address carrying ?token= is always redirected to the clean URL (also when
  * already signed in), and a body that cannot be parsed gets a 400 that says what to send and
- * never quotes the body back.
+ * never quotes the body back; the migration page shows the old phone_number_id the checks read.
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,5 +85,16 @@ describe('a body that cannot be parsed', () => {
     } finally {
       await withActions.close();
     }
+  });
+});
+
+describe('the migration page', () => {
+  it('shows the old phone_number_id that the checks read in the source WABA', async () => {
+    const doc = await w.store.load('m1');
+    const old = (doc.snapshot.context as { sourcePhoneNumberId?: string | null }).sourcePhoneNumberId;
+    expect(old).toMatch(/^[0-9]+$/);
+    const page = await get('/migrations/m1');
+    expect(page.status).toBe(200);
+    expect(page.text).toMatch(new RegExp(`old phone_number_id \\(source WABA\\)</dt>\\s*<dd>${old}</dd>`));
   });
 });
