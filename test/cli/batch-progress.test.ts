@@ -20,7 +20,14 @@ function terminal() {
   let text = '';
   out.on('data', (d: Buffer) => (text += d.toString('utf8')));
   // eslint-disable-next-line no-control-regex
-  const screen = () => text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '\n').split(/[\r\n]/).filter((l) => l.includes('rows')).at(-1) ?? '';
+  // Colours (picocolors colours under CI=true) are dropped; any other control sequence ends a redraw.
+  const screen = () =>
+    text
+      .replace(/\x1b\[[0-9;]*m/g, '')
+      .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '\n')
+      .split(/[\r\n]/)
+      .filter((l) => l.includes('rows'))
+      .at(-1) ?? '';
   return { out, screen };
 }
 
