@@ -26,7 +26,7 @@ import { InputError } from '../runner/validate.js';
 import type { DisabledEndpoint, EventPayload, MigrationDocument, OutboxEntry } from '../store/document.js';
 import type { Lease } from '../store/lock.js';
 import type { MigrationStore } from '../store/store.js';
-import { isPending, makePayload } from './events.js';
+import { isPending, makePayload, type StoredOutboxEntry } from './events.js';
 import { parseSecrets, signedHeaders, type SigningKey } from './sign.js';
 import { displayEndpoint, endpointKey } from './endpoint.js';
 
@@ -91,7 +91,7 @@ export function backoffDelayMs(failures: number, backoffMs: number = NOTIFY_DEFA
 
 export type AttemptOutcome =
   | { ok: true; status: number }
-  | { ok: false; status: number | null; error: string; retryAfterMs: number | null; gone: boolean };
+  | { ok: false; status: number | null; error: string; retryAfterMs: number | null; gone: boolean; interrupted?: boolean };
 
 /** `Retry-After`: delay-seconds or an HTTP date. */
 export function parseRetryAfter(value: string | string[] | undefined, nowMs: number): number | null {
@@ -102,10 +102,10 @@ export function parseRetryAfter(value: string | string[] | undefined, nowMs: num
   return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
 }
 
-/** One signed POST. Never throws: every failure is an outcome. */
-export async function sendPayload(opts: NotifyOptions, payload: EventPayload): Promise<AttemptOutcome> {
+/** One signed POST. Never throws: every failure is an outcome. `body`: the event's serialised
+ *  text when it was kept (batch events: see `addBatchCompleted`), so a retry sends the same bytes. */
+export async function sendPayload(opts: NotifyOptions, payload: EventPayload, body: string = JSON.stringify(payload)): Promise<AttemptOutcome> {
   const now = opts.now ?? Date.now;
-  const body = JSON.stringify(payload);
   const headers = signedHeaders(opts.keys, payload.id, Math.floor(now() / 1000), body);
   const timeout = AbortSignal.timeout(opts.timeoutMs ?? NOTIFY_DEFAULTS.timeoutMs);
   const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
@@ -125,7 +125,9 @@ export async function sendPayload(opts: NotifyOptions, payload: EventPayload): P
   } catch (e) {
     const err = e as Error & { code?: string };
     const timedOut = timeout.aborted && !opts.signal?.aborted;
-    const what = timedOut ? `no answer within ${opts.timeoutMs ?? NOTIFY_DEFAULTS.timeoutMs} ms` : opts.signal?.aborted ? 'interrupted' : `${err.code ?? err.name}: ${err.message}`;
+    // Cut short by our own shutdown: not the receiver's failure, and not an attempt at all.
+    if (!timedOut && opts.signal?.aborted) return { ok: false, status: null, error: 'interrupted', retryAfterMs: null, gone: false, interrupted: true };
+    const what = timedOut ? `no answer within ${opts.timeoutMs ?? NOTIFY_DEFAULTS.timeoutMs} ms` : `${err.code ?? err.name}: ${err.message}`;
     return { ok: false, status: null, error: what, retryAfterMs: null, gone: false };
   }
 }
@@ -133,6 +135,7 @@ export async function sendPayload(opts: NotifyOptions, payload: EventPayload): P
 /** Records an attempt's outcome on the entry (the schedule lives here). */
 export function applyOutcome(entry: OutboxEntry, outcome: AttemptOutcome, opts: NotifyOptions, nowMs: number): void {
   const at = new Date(nowMs).toISOString();
+  if (!outcome.ok && outcome.interrupted) return; // our shutdown aborted it: the event stays as it was, due
   if (outcome.ok) {
     entry.deliveredAt = at;
     entry.lastError = null;
@@ -165,9 +168,11 @@ export interface PassResult {
   disabled: boolean;
   /** When this outbox's first pending event is next due (ms), or null if none is pending. */
   nextAt: number | null;
+  /** What went wrong beside the POSTs (a 410 the store could not record). */
+  problems: string[];
 }
 
-const emptyPass = (): PassResult => ({ attempted: 0, delivered: 0, failed: 0, dead: 0, gone: false, disabled: false, nextAt: null });
+const emptyPass = (): PassResult => ({ attempted: 0, delivered: 0, failed: 0, dead: 0, gone: false, disabled: false, nextAt: null, problems: [] });
 
 /** How a deliverer learns of, and records, a disabled endpoint (the store, for `opts.url`). */
 export interface EndpointGate {
@@ -177,15 +182,47 @@ export interface EndpointGate {
   gone(entry: OutboxEntry, owner: string, nowMs: number): Promise<void>;
 }
 
+/** 410s this process saw but could not record in a store (per store, by endpoint key): it sends
+ *  nothing more to those endpoints while it lasts, and records them once the store takes it. */
+const goneUnrecorded = new WeakMap<MigrationStore, Map<string, DisabledEndpoint>>();
+
 /** The gate of `opts.url` in `store`. */
 export function storeGate(store: MigrationStore, opts: NotifyOptions): EndpointGate {
   const key = endpointKey(opts.url);
+  const held = () => goneUnrecorded.get(store) ?? goneUnrecorded.set(store, new Map()).get(store)!;
   return {
-    disabled: async () => (await store.disabledEndpoints()).find((d) => d.key === key) ?? null,
+    disabled: async () => {
+      const stored = (await store.disabledEndpoints()).find((d) => d.key === key) ?? null;
+      const mine = goneUnrecorded.get(store)?.get(key);
+      if (!mine) return stored;
+      if (!stored) {
+        try {
+          await store.disableEndpoint(mine); // the 410 this process could not record: again now
+        } catch {
+          return mine; // still refused: still held back here
+        }
+      }
+      held().delete(key);
+      return stored ?? mine;
+    },
     gone: async (entry, owner, nowMs) => {
-      await store.disableEndpoint({ key, endpoint: displayEndpoint(opts.url), disabledAt: new Date(nowMs).toISOString(), eventId: entry.id, owner });
+      const d: DisabledEndpoint = { key, endpoint: displayEndpoint(opts.url), disabledAt: new Date(nowMs).toISOString(), eventId: entry.id, owner };
+      held().set(key, d); // held back in this process whatever the write below does
+      await store.disableEndpoint(d);
+      held().delete(key);
     },
   };
+}
+
+/** Records a 410 through the gate; a store that refuses the write does not undo the 410 (the
+ *  gate holds it for this process): returns what to report, or null. */
+async function recordGone(gate: EndpointGate, entry: OutboxEntry, owner: string, nowMs: number): Promise<string | null> {
+  try {
+    await gate.gone(entry, owner, nowMs);
+    return null;
+  } catch (e) {
+    return `could not record the endpoint as disabled (${(e as Error).message}): this process sends nothing more to it and records it when the store allows`;
+  }
 }
 
 /** When the first pending event of an outbox is due (ms), or null: order makes it the only one that matters. */
@@ -210,10 +247,15 @@ export async function deliverOutbox(outbox: OutboxEntry[], opts: NotifyOptions, 
       r.disabled = true;
       break;
     }
+    const outcome = await sendPayload(opts, entry.payload, (entry as StoredOutboxEntry).body);
+    if (!outcome.ok && outcome.interrupted) break; // our shutdown: not an attempt, nothing to record
     r.attempted++;
-    const outcome = await sendPayload(opts, entry.payload);
     applyOutcome(entry, outcome, opts, now());
-    if (!outcome.ok && outcome.gone && gate) await gate.gate.gone(entry, gate.owner, now());
+    const unrecorded = !outcome.ok && outcome.gone && gate ? await recordGone(gate.gate, entry, gate.owner, now()) : null;
+    if (unrecorded) {
+      entry.lastError = `${entry.lastError}; ${unrecorded}`;
+      r.problems.push(`${gate!.owner}: HTTP 410 Gone; ${unrecorded}`);
+    }
     await save();
     if (outcome.ok) {
       r.delivered++;
@@ -477,12 +519,15 @@ async function deliverStored(t: Target, opts: NotifyOptions, gate: EndpointGate,
         r.disabled = true;
         break;
       }
+      const outcome = await sendPayload(opts, entry.payload, (entry as StoredOutboxEntry).body);
+      if (!outcome.ok && outcome.interrupted) break; // our shutdown: not an attempt, nothing to record
       r.attempted++;
-      const outcome = await sendPayload(opts, entry.payload);
-      if (!outcome.ok && outcome.gone) await gate.gone(entry, owner, now());
+      const unrecorded = !outcome.ok && outcome.gone ? await recordGone(gate, entry, owner, now()) : null;
+      if (unrecorded) r.problems.push(`${t.kind === 'batch' ? `batch ${t.id}` : t.id}: HTTP 410 Gone; ${unrecorded}`);
       let after: OutboxEntry | undefined;
       const stored = await t.record(entry.id, (e) => {
         applyOutcome(e, outcome, opts, now());
+        if (unrecorded) e.lastError = `${e.lastError}; ${unrecorded}`;
         after = e;
       });
       if (stored === null) {
@@ -553,6 +598,7 @@ export async function deliverPending(store: MigrationStore, opts: NotifyOptions,
       sum.delivered += r.delivered;
       sum.failed += r.failed;
       sum.dead += r.dead;
+      sum.problems.push(...r.problems);
       if (r.gone) sum.gone = true;
       if (r.disabled) sum.disabled = true;
       if (r.unrecorded) sum.unrecorded.push(label);

@@ -152,6 +152,7 @@ export function registerNotify(program: Command): void {
         await lease.release();
       }
       const result = opts && revived ? await deliverOne(store, owner.kind, owner.id, opts) : null;
+      for (const p of result?.problems ?? []) process.stderr.write(`waba-migrate: ${p}\n`);
       const summary = { id, owner: owner.id, revived, delivered: result?.delivered ?? 0, failed: result?.failed ?? 0, dead: result?.dead ?? 0 };
       if (g.json) {
         process.stdout.write(`${JSON.stringify(summary)}\n`);
