@@ -108,6 +108,24 @@ function readFacts(store: FileStore, ids: string[], now: number): RowFacts[] {
   return out;
 }
 
+/**
+ * The facts of the documents `ids` (a missing one is left out: not started). `batch status` and
+ * `batch list` both count from these, so they agree: a damaged or unreadable document is a failure.
+ */
+async function factsFor(store: MigrationStore, ids: Set<string>, now: number): Promise<RowFacts[]> {
+  // Only these documents, each read once (a file per migration: no scan of the rest).
+  if (store instanceof FileStore) return readFacts(store, [...ids], now);
+  // One pass over the store: each wanted document is summarised and dropped.
+  const out: RowFacts[] = [];
+  await store.scan(
+    (m) => {
+      if (ids.has(m.id)) out.push(m.doc ? factsOf(m.doc, now) : unreadable(m.id, m.error?.message ?? 'unreadable'));
+    },
+    { withoutHistory: true },
+  );
+  return out;
+}
+
 /** Where every row of batch `id` stands; reads only (no lock, no token). */
 export async function batchStatus(store: MigrationStore, id: string): Promise<BatchSummary> {
   parseMigrationId(id, 'batch');
@@ -122,18 +140,7 @@ export async function batchStatus(store: MigrationStore, id: string): Promise<Ba
     found.set(f.id, s);
     if (f.throttled) throttled.push(s);
   };
-  if (store instanceof FileStore) {
-    // Only this batch's documents, each read once (a file per migration: no scan of the rest).
-    for (const f of readFacts(store, [...want.keys()], now)) take(f);
-  } else {
-    // One pass over the store: each of the batch's documents is summarised and dropped.
-    await store.scan(
-      (m) => {
-        if (want.has(m.id)) take(m.doc ? factsOf(m.doc, now) : unreadable(m.id, m.error?.message ?? 'unreadable'));
-      },
-      { withoutHistory: true },
-    );
-  }
+  for (const f of await factsFor(store, new Set(want.keys()), now)) take(f);
   const rows = record.rows.map(
     (r) => found.get(r.migrationId) ?? { line: r.line, phone: r.phone, migrationId: r.migrationId, state: 'pending' as const, need: null, nextAction: `not started yet: waba-migrate batch resume ${id}` },
   );
@@ -157,18 +164,16 @@ export async function batchStatus(store: MigrationStore, id: string): Promise<Ba
 /** Every batch, oldest first, with its counts. */
 export async function listBatches(store: MigrationStore): Promise<{ id: string; createdAt: string; createdBy: string; total: number; cancelled: boolean; counts: Record<string, number> }[]> {
   const batches = await store.listBatches();
+  // Each batch's rows, counted from the same facts as `batch status` (factsFor).
+  const owner = new Map<string, string>();
+  for (const b of batches) for (const r of b.rows) owner.set(r.migrationId, b.id);
   const byBatch = new Map<string, Record<string, number>>();
-  await store.scan(
-    (m) => {
-      const b = (m.doc as { batch?: string | null } | undefined)?.batch;
-      if (!m.doc || !b) return null;
-      const c = byBatch.get(b) ?? {};
-      c[m.doc.state] = (c[m.doc.state] ?? 0) + 1;
-      byBatch.set(b, c);
-      return null;
-    },
-    { withoutHistory: true },
-  );
+  for (const f of await factsFor(store, new Set(owner.keys()), Date.now())) {
+    const b = owner.get(f.id)!;
+    const c = byBatch.get(b) ?? {};
+    c[f.state] = (c[f.state] ?? 0) + 1;
+    byBatch.set(b, c);
+  }
   return batches
     .map((b) => {
       const counts = { ...(byBatch.get(b.id) ?? {}) };

@@ -135,6 +135,12 @@ function restsFor(doc: MigrationDocument, hasPin: boolean): boolean {
 }
 
 
+/** A row the stop reached before its run began: as it was (no document: it stays `pending`). */
+function notStarted(batchId: string, doc: MigrationDocument | null): MigrationView {
+  if (doc) return toView(doc);
+  throw new Error(`stopped before this row started; nothing was sent: waba-migrate batch resume ${batchId} starts it`);
+}
+
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>, stop?: () => boolean): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -430,9 +436,12 @@ export class BatchRunner {
     if (doc && restsFor(doc, pin !== undefined)) return toView(doc);
     // Do not start work on a WABA Meta has paused: wait for the time it gave.
     await this.#admit(row.destWabaId);
+    // Stopped meanwhile (Ctrl-C, SIGTERM): this row sends nothing and writes nothing.
+    if (this.#opts.signal?.aborted) return notStarted(batchId, doc);
     const needsChecks = !doc || ['checking', 'blocked', 'failed'].includes(doc.state) || (doc.state === 'waiting_retry' && (doc.snapshot.context as { retry?: { step?: string } }).retry?.step === 'checking');
     // The On-Premises path has no group checks (its checks are per number and per client).
     const group = needsChecks && row.from !== 'onprem' ? await groups.get(row) : null;
+    if (this.#opts.signal?.aborted) return notStarted(batchId, doc);
     const shared = group ? { groupChecks: group } : {};
     if (!doc) {
       try {

@@ -306,11 +306,12 @@ export class Worker {
         return;
       }
       // Shared prerequisite checks for a migration that will run them (once per group per worker run).
+      // The On-Premises path has none (its checks are per number and per client), as in `batch start`.
       let groupChecks;
       if (d.state === 'checking' || d.state === 'waiting_retry') {
         const doc = await this.store.load(d.id);
         const retryStep = (doc.snapshot.context as { retry?: { step?: string } | null }).retry?.step;
-        if (doc.state === 'checking' || retryStep === 'checking') groupChecks = (await this.#groups.get(doc.input)) ?? undefined;
+        if (doc.input.from !== 'onprem' && (doc.state === 'checking' || retryStep === 'checking')) groupChecks = (await this.#groups.get(doc.input)) ?? undefined;
       }
       handed = true;
       const view = await this.engine.resume(d.id, { lease, ...(this.#opts.pin ? { pin: this.#opts.pin } : {}), ...(groupChecks ? { groupChecks } : {}) });
