@@ -1,7 +1,7 @@
 /**
  * waba-migrate as a library. A complete example is in README.md ("Library").
  */
-export { MigrationEngine, ResendTooSoonError, WrongStateError, buildInput } from './runner/engine.js';
+export { MigrationEngine, NumberBusyError, ResendTooSoonError, RunInterruptedError, StartStoppedError, WrongStateError, buildInput } from './runner/engine.js';
 export type { EngineOptions, StartRequest, ResumeRequest, TransitionInfo } from './runner/engine.js';
 export { toView, nextAction, type MigrationView } from './runner/view.js';
 export { InputError, parsePhone } from './runner/validate.js';

@@ -67,7 +67,8 @@ export interface EngineOptions {
   /**
    * Stops a run before its next request (Ctrl-C, a worker shutting down): the machine is stopped
    * where it stands, what was written stays valid, and `start`/`resume` reject with
-   * {@link RunInterruptedError} carrying the view. A request in flight is abandoned; its intent is
+   * {@link RunInterruptedError} carrying the view (a `start` stopped before its migration was
+   * created rejects with {@link StartStoppedError}: nothing was sent or written). A request in flight is abandoned; its intent is
    * on disk, so the next run reconciles it with Meta before sending anything again.
    */
   signal?: AbortSignal;
@@ -99,6 +100,17 @@ export class RunInterruptedError extends Error {
     readonly reason: unknown,
   ) {
     super(`stopped in ${view.state} before the next request; the state is saved: waba-migrate resume ${view.id}`);
+  }
+}
+
+/** The run's signal stopped a `start` before its migration was created: nothing was sent or written. */
+export class StartStoppedError extends Error {
+  override readonly name = 'StartStoppedError';
+  constructor(
+    readonly id: string,
+    readonly reason: unknown,
+  ) {
+    super(`stopped before migration ${id} was created: nothing was sent or written; start it again`);
   }
 }
 
@@ -300,6 +312,8 @@ export class MigrationEngine {
     // A taken id or a busy number is bad input: refuse it before the lock, which would otherwise
     // hold another migration's (or another number's) lock for a moment, or leave a lock file
     // (checked again under the lock by store.create and #numberUnderLock, for a race with another process).
+    const signal = this.#opts.signal;
+    if (signal?.aborted) throw new StartStoppedError(input.id, signal.reason);
     if (await this.store.exists(input.id)) throw new DuplicateMigrationError(input.id);
     await this.#refuseOtherLive(input.phone, input.id);
     const leases = await this.#lockBoth(input.id, input.phone);
@@ -318,6 +332,8 @@ export class MigrationEngine {
         history: [],
         ...(batch ? { batch } : {}),
       };
+      // Stopped while the checks and locks above took their time: nothing is created.
+      if (signal?.aborted) throw new StartStoppedError(input.id, signal.reason);
       const handle = await this.store.create(doc);
       const webhookUrl = typeof req.carryWebhook === 'string' ? req.carryWebhook : undefined;
       return await this.#drive(handle, false, { pin, leases, ledger, ...(webhookUrl ? { webhookUrl } : {}), groupChecks: req.groupChecks });
@@ -518,7 +534,11 @@ export class MigrationEngine {
     },
   ): Promise<MigrationView> {
     const signal = this.#opts.signal;
-    if (signal?.aborted) throw new RunInterruptedError(toView(handle.data), signal.reason);
+    if (signal?.aborted) {
+      // A new migration never saved has no state to resume from (and no view to show).
+      if (!restored && handle.data.history.length === 0) throw new StartStoppedError(handle.data.id, signal.reason);
+      throw new RunInterruptedError(toView(handle.data), signal.reason);
+    }
     const doc = handle.data;
     const op = this.#opts.onprem ?? {};
     const secrets: Secrets = {

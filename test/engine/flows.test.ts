@@ -309,3 +309,44 @@ describe('cancel', () => {
     await expect(engine.cancel('m1')).rejects.toThrow(/already cancelled/);
   });
 });
+
+describe('a stop before the start', () => {
+  it('a start whose signal is already aborted sends nothing, writes nothing and says so (StartStoppedError, not a TypeError)', async () => {
+    w = await world();
+    const stop = new AbortController();
+    stop.abort(new Error('stopped by SIGTERM'));
+    const err = await w.engine({ signal: stop.signal }).start(w.startRequest()).then(() => null, (e: Error) => e);
+    expect(err?.name).toBe('StartStoppedError');
+    expect(err?.message).toMatch(/before migration m1 was created: nothing was sent or written/);
+    expect(Object.keys(w.sandbox.counters)).toEqual([]);
+    expect(await w.store.exists('m1')).toBe(false);
+    expect(await w.store.byPhone(FIXTURES.phone)).toEqual([]);
+    // And the same id and number start normally afterwards.
+    expect((await w.engine().start(w.startRequest())).state).toBe('awaiting_code');
+  });
+
+  it('a stop that arrives while start takes its locks creates nothing either', async () => {
+    w = await world();
+    const stop = new AbortController();
+    const store = w.store;
+    // The stop lands while the number's lock is being taken (after every pre-lock check).
+    const racing = new Proxy(store, {
+      get(t, k, r) {
+        if (k === 'lockNumber')
+          return async (...args: Parameters<typeof store.lockNumber>) => {
+            stop.abort(new Error('stopped by SIGINT'));
+            return t.lockNumber(...args);
+          };
+        const v = Reflect.get(t, k, r);
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+    const { MigrationEngine } = await import('../../src/runner/engine.js');
+    const engine = new MigrationEngine({ store: racing, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', signal: stop.signal });
+    await expect(engine.start(w.startRequest())).rejects.toMatchObject({ name: 'StartStoppedError' });
+    expect(Object.keys(w.sandbox.counters).filter((k) => k.startsWith('POST'))).toEqual([]);
+    expect(await w.store.exists('m1')).toBe(false);
+    expect(await w.store.byPhone(FIXTURES.phone)).toEqual([]);
+    expect(await w.store.holder('m1')).toBeNull(); // both locks released
+  });
+});
