@@ -287,7 +287,11 @@ export class MigrationEngine {
     this.rateBudget = opts.rateBudget ?? new RateBudget();
   }
 
-  /** A Graph client with this engine's settings and rate budget (the batch layer's shared checks). */
+  /**
+   * A Graph client with this engine's settings and rate budget (the batch layer's shared checks).
+   * Its calls are reported to the engine's `onCall` and stopped by its `signal`, like a run's,
+   * unless `extra` says otherwise.
+   */
   graphClient(extra: { onCall?: (c: CallSummary) => void; signal?: AbortSignal; rateScope?: (id: string) => string; onBudgetWait?: GraphClientOptions['onBudgetWait'] } = {}): GraphClient {
     return new GraphClient({
       token: this.#opts.token ?? '',
@@ -297,6 +301,8 @@ export class MigrationEngine {
       timeoutMs: this.#opts.timeoutMs,
       budget: this.rateBudget,
       maxBudgetWaitMs: this.#opts.maxWaitMs ?? 60_000,
+      ...(this.#opts.onCall ? { onCall: this.#opts.onCall } : {}),
+      ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
       ...extra,
     });
   }

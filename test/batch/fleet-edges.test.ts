@@ -175,3 +175,16 @@ describe('a stop while a batch start row waits for a rate-limit pause', () => {
     await rm(f, { force: true });
   }, 30_000);
 });
+
+describe('the shared group checks are calls like any other', () => {
+  it('they reach onCall, so --verbose shows them: every call the sandbox answered was reported', async () => {
+    w = await world();
+    const calls: CallSummary[] = [];
+    const runner = new BatchRunner({ store: w.store, token: FIXTURES.token, graphUrl: w.url, operator: 'tester', onCall: (c) => calls.push(c) });
+    await runner.start(csv(2), { id: 'gc' });
+    // The group's business and WABA reads are made once for the group, outside any migration's run.
+    const businessReads = calls.filter((c) => c.method === 'GET' && /owned_whatsapp_business_accounts/.test(c.path));
+    expect(businessReads.length).toBeGreaterThanOrEqual(1);
+    expect(calls.length).toBe(totalCalls(w));
+  });
+});
