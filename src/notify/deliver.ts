@@ -26,7 +26,7 @@ import { InputError } from '../runner/validate.js';
 import type { DisabledEndpoint, EventPayload, MigrationDocument, OutboxEntry } from '../store/document.js';
 import type { Lease } from '../store/lock.js';
 import type { MigrationStore } from '../store/store.js';
-import { isPending, makePayload, type StoredOutboxEntry } from './events.js';
+import { isPending, makePayload } from './events.js';
 import { parseSecrets, signedHeaders, type SigningKey } from './sign.js';
 import { displayEndpoint, endpointKey } from './endpoint.js';
 
@@ -247,7 +247,7 @@ export async function deliverOutbox(outbox: OutboxEntry[], opts: NotifyOptions, 
       r.disabled = true;
       break;
     }
-    const outcome = await sendPayload(opts, entry.payload, (entry as StoredOutboxEntry).body);
+    const outcome = await sendPayload(opts, entry.payload, entry.body);
     if (!outcome.ok && outcome.interrupted) break; // our shutdown: not an attempt, nothing to record
     r.attempted++;
     applyOutcome(entry, outcome, opts, now());
@@ -519,7 +519,7 @@ async function deliverStored(t: Target, opts: NotifyOptions, gate: EndpointGate,
         r.disabled = true;
         break;
       }
-      const outcome = await sendPayload(opts, entry.payload, (entry as StoredOutboxEntry).body);
+      const outcome = await sendPayload(opts, entry.payload, entry.body);
       if (!outcome.ok && outcome.interrupted) break; // our shutdown: not an attempt, nothing to record
       r.attempted++;
       const unrecorded = !outcome.ok && outcome.gone ? await recordGone(gate, entry, owner, now()) : null;

@@ -35,11 +35,6 @@ export function makePayload(type: EventType, data: Record<string, unknown>, at: 
   return { type, version: PAYLOAD_VERSION, id, timestamp: at, data };
 }
 
-/** An outbox entry as stored; `body`, when present, is the payload's JSON text as first
- *  serialised: sent as it is on every attempt, whatever the store did to the payload's key order
- *  (PostgreSQL keeps batch records as jsonb, which does not keep it). */
-export type StoredOutboxEntry = OutboxEntry & { body?: string };
-
 /** Appends an event to an outbox (created if absent), due at once. */
 export function enqueue(outbox: OutboxEntry[], type: EventType, data: Record<string, unknown>, at: string): OutboxEntry {
   const payload = makePayload(type, data, at);
@@ -196,7 +191,7 @@ export interface BatchCounts {
  * atomic write carries both). Delivered by `deliverPending` like migration events.
  */
 export function addBatchCompleted(batch: BatchRecord, counts: BatchCounts, at = new Date().toISOString()): OutboxEntry {
-  const entry: StoredOutboxEntry = enqueue((batch.outbox ??= []), 'batch.completed', { batchId: batch.id, counts, migrations: batch.rows.map((r) => r.migrationId), at }, at);
+  const entry = enqueue((batch.outbox ??= []), 'batch.completed', { batchId: batch.id, counts, migrations: batch.rows.map((r) => r.migrationId), at }, at);
   // The body text is kept with the event: a batch record may be stored as jsonb (key order not
   // kept), and every attempt must send the same bytes. (A migration's document keeps its text.)
   entry.body = JSON.stringify(entry.payload);

@@ -73,6 +73,10 @@ export interface OutboxEntry {
   lastError: string | null;
   /** When `notify retry` last revived it: the give-up age counts from here. */
   revivedAt?: string;
+  /** The payload's JSON text as first serialised, sent as it is on every attempt whatever the
+   *  store did to the payload's key order (PostgreSQL keeps batch records as jsonb, which does
+   *  not keep it). Kept for batch events; a migration's document keeps its text as written. */
+  body?: string;
 }
 
 /**
